@@ -1,0 +1,1 @@
+"""Tests of the technician status page (edge_hub/status)."""
