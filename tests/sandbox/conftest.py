@@ -133,6 +133,16 @@ def basic_auth(login: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{login}:{password}".encode()).decode()
 
 
+async def api_qr(sandbox: SandboxHandle, amount: int = 2500) -> dict[str, Any]:
+    """A single-use QR created over plain HTTP (close_by defaulted by the sandbox)."""
+    status, body = await sandbox.raw("POST", "/v1/payments/qr_codes", json={
+        "type": "upi_qr", "usage": "single_use", "fixed_amount": True, "payment_amount": amount,
+        "notes": {"order_id": "ord_auto"},
+    })
+    assert status == 200, body
+    return dict(body)
+
+
 SandboxFactory = Callable[..., Awaitable[SandboxHandle]]
 
 

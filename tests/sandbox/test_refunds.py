@@ -9,7 +9,7 @@ import pytest
 
 from cloud_gateway.razorpay_client import RazorpayClient, RazorpayError
 
-from .conftest import Receiver, SandboxFactory, SandboxHandle, SdkCall
+from .conftest import Receiver, SandboxFactory, SandboxHandle, SdkCall, api_qr
 from .test_qr_codes import AMOUNT, new_qr
 
 
@@ -144,10 +144,7 @@ async def test_delayed_refund_processing_emits_refund_processed(
     make_sandbox: SandboxFactory, receiver: Receiver
 ) -> None:
     sandbox = await make_sandbox(webhook_url=receiver.url, refund_process_after_s=0.05)
-    status, qr = await sandbox.raw("POST", "/v1/payments/qr_codes", json={
-        "type": "upi_qr", "usage": "single_use", "fixed_amount": True, "payment_amount": AMOUNT,
-    })
-    assert status == 200
+    qr = await api_qr(sandbox)
     pay = (await sandbox.sim(f"/_sim/qr/{qr['id']}/pay"))["payments"][0]
     status, refund = await sandbox.raw(
         "POST", f"/v1/payments/{pay['id']}/refund", json={"amount": AMOUNT}
