@@ -1,0 +1,111 @@
+"""The application factory: `create_app(settings) -> web.Application`.
+
+The CLI (`cloud-gateway serve`) and the tests call it. Resources that need the running loop are
+opened in `cleanup_ctx` generators, so they close in reverse order: database, then the Razorpay
+adapter, then the services built on both. Every key is in `keys.py`; every route in
+`routes.ALL_ROUTES`. `clock` (Unix seconds) is injectable so tests can move time.
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+
+from .auth import Authenticator
+from .commands import CommandQueue
+from .db import Database
+from .hub_sync import HubSync
+from .keys import (
+    AUTH,
+    AUTH_LIMITER,
+    CLOCK,
+    COMMANDS,
+    DB,
+    HUB_LIMITER,
+    HUB_SYNC,
+    METRICS,
+    OPENAPI_DOC,
+    ORDERS,
+    RAZORPAY,
+    READY,
+    SETTINGS,
+)
+from .metrics import Metrics
+from .middleware import SPECS, auth_middleware, context_middleware, error_middleware
+from .openapi import build
+from .orders.service import OrderService
+from .ratelimit import RateLimiter
+from .razorpay_client import RazorpayClient, RazorpaySettings
+from .routes import ALL_ROUTES
+from .routes.hub import SOCKETS, close_sockets
+from .settings import Settings
+
+AUTH_BURST = 10
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    db = Database(settings.db_path, max_batch=settings.commit_max_batch,
+                  checkpoint_interval_s=settings.checkpoint_interval_s)
+    await db.open()
+    app[DB] = db
+    app[READY]["database"] = True
+    yield
+    app[READY]["database"] = False
+    await db.close()
+
+
+async def _razorpay(app: web.Application) -> AsyncIterator[None]:
+    s = app[SETTINGS]
+    client = RazorpayClient(RazorpaySettings(
+        key_id=s.razorpay_key_id, key_secret=s.razorpay_key_secret.reveal(),
+        base_url=s.razorpay_base_url or None, timeout_s=s.razorpay_timeout_s,
+        threads=s.razorpay_threads))
+    app[RAZORPAY] = client
+    yield
+    await client.aclose()
+
+
+async def _services(app: web.Application) -> AsyncIterator[None]:
+    s, db, clock, metrics = app[SETTINGS], app[DB], app[CLOCK], app[METRICS]
+    commands = CommandQueue(db, clock)
+    orders = OrderService(db, commands, app[RAZORPAY], s, clock)
+    app[COMMANDS] = commands
+    app[ORDERS] = orders
+    app[AUTH] = Authenticator(db, s.token_key.reveal(), s.token_audience, s.token_ttl_s,
+                              s.token_leeway_s, clock)
+    app[HUB_SYNC] = HubSync(db, orders, metrics)
+    metrics.add_gauge("gateway_commands_pending", "Commands queued for hubs and not yet acked.",
+                      commands.pending_count)
+    app[READY]["services"] = True
+    yield
+    app[READY]["services"] = False
+    await orders.aclose()
+
+
+def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) -> web.Application:
+    settings.check_serving()
+    app = web.Application(client_max_size=settings.max_request_bytes,
+                          middlewares=[context_middleware, error_middleware, auth_middleware])
+    app[SETTINGS] = settings
+    app[CLOCK] = clock
+    app[METRICS] = Metrics()
+    app[READY] = {"database": False, "services": False}
+    app[HUB_LIMITER] = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+    app[AUTH_LIMITER] = RateLimiter(settings.auth_rate_limit_per_s, AUTH_BURST)
+    app[SOCKETS] = weakref.WeakSet()
+    specs = {}
+    for spec in ALL_ROUTES:
+        app.router.add_route(spec.method, spec.path, spec.handler)
+        specs[spec.handler] = spec
+    app[SPECS] = specs
+    app[OPENAPI_DOC] = build(ALL_ROUTES)
+    app.cleanup_ctx.extend([_database, _razorpay, _services])
+    app.on_shutdown.append(close_sockets)
+    return app
+
+
+__all__ = ["create_app"]

@@ -1,0 +1,1 @@
+"""Cloud gateway tests (loopback HTTP, real SDK against the sandbox)."""
