@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import hmac
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -13,7 +15,7 @@ from aiohttp import web
 
 from . import api, sim
 from .config import SandboxConfig
-from .errors import SandboxError, envelope, error_response
+from .errors import ErrorCode, SandboxError, envelope, error_response
 from .faults import ApiErrorKind, Faults
 from .keys import CONFIG_KEY, SANDBOX_KEY
 from .runtime import Sandbox
@@ -26,14 +28,18 @@ _HTML_502 = "<html><head><title>502 Bad Gateway</title></head><body>bad gateway<
 
 
 def _authorised(request: web.Request) -> bool:
-    header = request.headers.get("Authorization", "")
-    try:
-        auth = aiohttp.BasicAuth.decode(header)
-    except ValueError:
+    """HTTP Basic key_id:key_secret, compared in constant time."""
+    scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "basic":
         return False
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    login, sep, password = decoded.partition(b":")
     cfg = request.app[SANDBOX_KEY].config
-    return hmac.compare_digest(auth.login.encode(), cfg.key_id.encode()) & hmac.compare_digest(
-        auth.password.encode(), cfg.key_secret.encode()
+    return bool(sep) & hmac.compare_digest(login, cfg.key_id.encode()) & hmac.compare_digest(
+        password, cfg.key_secret.encode()
     )
 
 
@@ -53,7 +59,7 @@ def _http_error(exc: web.HTTPException) -> web.Response:
     if exc.status == 405:
         return error_response(SandboxError(
             "The requested method is not allowed for the URL.", status=405))
-    code = "SERVER_ERROR" if exc.status >= 500 else "BAD_REQUEST_ERROR"
+    code: ErrorCode = "SERVER_ERROR" if exc.status >= 500 else "BAD_REQUEST_ERROR"
     return error_response(SandboxError(exc.reason or "error", status=exc.status, code=code))
 
 

@@ -49,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--faults", default=None, metavar="JSON",
                    help='initial fault knobs, e.g. \'{"seed": 7, "webhook_drop_rate": 0.1}\'')
     p.add_argument("--log-level", default="INFO")
+    p.add_argument("--access-log", action="store_true", help="log every request (slower)")
     return p
 
 
@@ -67,8 +68,11 @@ def build_config(args: argparse.Namespace, env: dict[str, str]) -> SandboxConfig
     )
 
 
-async def _serve(host: str, port: int, app: web.Application) -> None:
-    runner = web.AppRunner(app, handle_signals=False)
+async def _serve(host: str, port: int, app: web.Application, access_log: bool) -> None:
+    runner = web.AppRunner(
+        app, handle_signals=False, access_log=logging.getLogger("aiohttp.access") if access_log
+        else None,
+    )
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)
@@ -99,7 +103,7 @@ def run(argv: list[str]) -> int:
     except (ValueError, SandboxError) as exc:  # json.JSONDecodeError is a ValueError
         sys.stderr.write(f"cloud-gateway sandbox: {exc}\n")
         return 2
-    asyncio.run(_serve(args.host, args.port, app))
+    asyncio.run(_serve(args.host, args.port, app, args.access_log))
     return 0
 
 

@@ -52,11 +52,12 @@ def transition(
 
 
 def new_id(prefix: str) -> str:
-    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(14))
+    """prefix + 14 random letters/digits (Razorpay ids look like pay_29QQoUBi66xm2f)."""
+    return prefix + "".join(_ALPHABET[b % len(_ALPHABET)] for b in secrets.token_bytes(14))
 
 
 def digits(n: int) -> str:
-    return "".join(secrets.choice(string.digits) for _ in range(n))
+    return "".join(str(b % 10) for b in secrets.token_bytes(n))
 
 
 def rupees(paise: int) -> str:

@@ -91,9 +91,10 @@ class Store:
                 "automatic", "manual"
             ):
                 raise SandboxError("payment.capture must be automatic or manual", field="payment")
-            capture = payment_opts["capture"]
-        order = {
-            "id": new_id("order_"),
+            capture = str(payment_opts["capture"])
+        order_id = new_id("order_")
+        order: dict[str, Any] = {
+            "id": order_id,
             "entity": "order",
             "amount": amount,
             "amount_paid": 0,
@@ -106,8 +107,8 @@ class Store:
             "notes": notes_out(v.notes(body)),
             "created_at": self.now(),
         }
-        self.orders[order["id"]] = order
-        self.order_capture[order["id"]] = capture
+        self.orders[order_id] = order
+        self.order_capture[order_id] = capture
         return order
 
     def order(self, order_id: str) -> dict[str, Any]:

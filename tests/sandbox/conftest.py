@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 import pytest
-import razorpay
+import razorpay  # type: ignore[import-untyped]
 import requests
 from aiohttp import web
 

@@ -6,7 +6,7 @@ import socket
 from typing import Any
 
 import pytest
-import razorpay
+import razorpay  # type: ignore[import-untyped]
 import requests
 
 from cloud_gateway.razorpay_client import RazorpayClient, RazorpayError, RazorpaySettings
@@ -159,6 +159,6 @@ async def test_sandbox_internal_errors_use_the_envelope(sandbox: SandboxHandle) 
     def broken(*_: Any) -> Any:
         raise RuntimeError("boom")
 
-    sandbox.sb.store.list_orders = broken  # type: ignore[method-assign]
+    sandbox.sb.store.list_orders = broken  # type: ignore[method-assign,assignment]
     status, body = await sandbox.raw("GET", "/v1/orders")
     assert status == 500 and body["error"]["code"] == "SERVER_ERROR"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from razorpay.errors import BadRequestError
+from razorpay.errors import BadRequestError  # type: ignore[import-untyped]
 
 from .conftest import Receiver, SandboxFactory, SandboxHandle, SdkCall, api_qr
 from .test_qr_codes import AMOUNT

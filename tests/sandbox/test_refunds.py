@@ -15,7 +15,8 @@ from .test_qr_codes import AMOUNT, new_qr
 
 async def paid_payment(rzp: RazorpayClient, sandbox: SandboxHandle) -> dict[str, Any]:
     qr = await new_qr(rzp)
-    return (await sandbox.sim(f"/_sim/qr/{qr['id']}/pay"))["payments"][0]
+    answer = await sandbox.sim(f"/_sim/qr/{qr['id']}/pay")
+    return dict(answer["payments"][0])
 
 
 async def test_partial_then_full_refund(rzp: RazorpayClient, sandbox: SandboxHandle) -> None:

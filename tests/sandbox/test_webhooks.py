@@ -7,8 +7,8 @@ import hmac
 import json
 from typing import Any
 
-import razorpay
-from razorpay.errors import SignatureVerificationError
+import razorpay  # type: ignore[import-untyped]
+from razorpay.errors import SignatureVerificationError  # type: ignore[import-untyped]
 
 from cloud_gateway.razorpay_client import RazorpayClient
 from cloud_gateway.sandbox import serialise
