@@ -6,7 +6,9 @@ belong to the caller: `next_timeout()` says when, `handle_timeout(now)` does wha
 
 Receive pipeline for each CRC-valid frame (order matters, see docs/protocol.md):
 version -> direction/address filter -> epoch sanity (non-zero, not retired) -> stale-session
-check -> MAC (tag, then counter) -> peer epoch update -> ACK field -> sequencing -> decode.
+check -> MAC (tag, then counter) -> peer epoch update -> ACK field -> sequencing -> replay
+state commit -> decode. The replay state (last counter) advances only for a frame whose MAC
+verified and which was taken in sequence.
 """
 
 from __future__ import annotations
@@ -269,19 +271,20 @@ class Link:
             return
         if epoch != self.peer_epoch:
             self._adopt_peer_epoch(epoch, events)
-        if authenticated:
-            self._guard.commit(counter)
         if flags & _ACK and peer_epoch == self.epoch:
             self._tx.on_ack(ack, now)
-        if pure_ack:
-            return
-        if flags & _RELIABLE:
+        if flags & _RELIABLE and not pure_ack:
             verdict = self._rx.accept(seq)
             self._need_ack = True
             if verdict:
+                # Not taken: its counter is not committed either, so a frame reordered ahead
+                # of it cannot make the in-sequence one look like a replay.
                 c["duplicates" if verdict < 0 else "out_of_order"] += 1
                 return
-        self._deliver(mtype, version, body, authenticated, events)
+        if authenticated:
+            self._guard.commit(counter)
+        if not pure_ack:
+            self._deliver(mtype, version, body, authenticated, events)
 
     def _deliver(
         self, mtype: int, version: int, body: bytes, authenticated: bool, events: list[LinkEvent]
