@@ -1,0 +1,617 @@
+"""The hub's core: boards, their vend sessions, and the purchase from order to vend result.
+
+Rules this module keeps (docs/hub.md, INVARIANTS):
+- every session transition is committed (with audit row and outbox event) before any frame that
+  depends on it is sent;
+- only MAC-authenticated messages (``authenticated=True``) decide an order, a cancel or a vend
+  outcome; HELLO only names the board (and so its key);
+- a vend is approved only for a confirmed payment of exactly the order's amount and currency,
+  before the order's monotonic vend deadline; otherwise it is reported not vended;
+- an outcome the hub cannot learn from the board is reported unknown, never guessed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from edge_hub.boards import BoardInfo
+from edge_hub.clock import Clock
+from edge_hub.config import HubConfig
+from edge_hub.ports import BoardConnection
+from edge_hub.qr import render_qr
+from edge_hub.store import Session, StaleTransition, Store
+from edge_hub.store.store import CURSOR_KEY
+from edge_hub.uplink.client import GatewayClient, GatewayError, GatewayUnavailable
+from edge_hub.vend import ACTIVE, IN_VEND, InvalidTransition, VendState
+from protocol import (
+    BoardState,
+    Cancel,
+    CancelReason,
+    Hello,
+    HelloAck,
+    Log,
+    OrderRejected,
+    OrderRequest,
+    PaymentQr,
+    RejectReason,
+    Status,
+    StatusRequest,
+    VendApproved,
+    VendOutcome,
+    VendResult,
+    VendStarted,
+    derive_board_key,
+)
+from protocol.events import AuthFailed, LinkEvent, MessageReceived, PeerRestarted, SendFailed
+from protocol.hub_api import CancelReasonName, Command, CommandType, CreateOrder, EventType
+
+log = logging.getLogger(__name__)
+
+PROTOCOL_VERSION = 1
+S = VendState
+CANCEL_NAMES = {CancelReason.CUSTOMER: CancelReasonName.CUSTOMER,
+                CancelReason.EXPIRED: CancelReasonName.EXPIRED,
+                CancelReason.OPERATOR: CancelReasonName.OPERATOR,
+                CancelReason.BOARD_RESET: CancelReasonName.BOARD_RESET,
+                CancelReason.PAYMENT_FAILED: CancelReasonName.PAYMENT_FAILED,
+                CancelReason.HUB: CancelReasonName.HUB}
+CANCEL_CODES = {v.value: k for k, v in CANCEL_NAMES.items()}
+REJECT_BY_CODE = {"unknown_product": RejectReason.UNKNOWN_PRODUCT,
+                  "sold_out": RejectReason.SOLD_OUT, "unavailable": RejectReason.SOLD_OUT,
+                  "not_found": RejectReason.UNKNOWN_PRODUCT}
+
+
+class Hub:
+    def __init__(self, config: HubConfig, store: Store, client: GatewayClient, clock: Clock,
+                 notify: Callable[[dict[str, Any]], None] = lambda ev: None) -> None:
+        self.config = config
+        self.store = store
+        self.client = client
+        self.clock = clock
+        self.limits = config.limits
+        self.notify = notify
+        self.boards: dict[str, BoardInfo] = {}
+        self.sessions: dict[int, Session] = {}  # active sessions only
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.counters = {"orders": 0, "rejected_offline": 0, "unauthenticated_dropped": 0}
+        self.wake_sender: Callable[[], None] = lambda: None
+
+    # --- start / resume ----------------------------------------------------------------------
+    async def load(self) -> None:
+        for row in await self.store.boards():
+            self.boards[row["board_uid"]] = BoardInfo.from_row(row)
+        for s in await self.store.active_sessions():
+            self.sessions[s.id] = s
+            await self._resume(s)
+
+    async def _resume(self, s: Session) -> None:
+        """After a restart: nothing is assumed about what happened while the hub was gone."""
+        same_boot = s.boot_id == self.clock.boot_id
+        if s.state is S.ORDERING:
+            # The board got no QR from this hub process; the gateway's order (if any) expires.
+            await self._move(s, S.REJECTED, "hub restarted while ordering")
+        elif s.state is S.AWAITING_PAYMENT and not same_boot:
+            await self._move(s, S.EXPIRED, "hub rebooted: QR deadline unknown",
+                             event_data={"reason": CancelReasonName.EXPIRED.value})
+        elif s.state in (S.APPROVED, S.VENDING):
+            await self._move(s, S.CHECKING, "hub restarted mid-vend: asking the board")
+        if s.state is S.CHECKING:
+            s.extra["checking_since"] = time.monotonic()
+
+    def spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("task %s failed", task.get_name(), exc_info=task.exception())
+
+    async def stop(self) -> None:
+        for t in list(self._tasks):
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # --- state ------------------------------------------------------------------------------
+    @property
+    def not_taking_orders_reason(self) -> str | None:
+        if self.store.write_error:
+            return f"cannot store vend records: {self.store.write_error}"
+        if self.store.outbox.full_reason:
+            return self.store.outbox.full_reason
+        try:
+            st = os.statvfs(self.config.hub.data_dir)
+        except OSError as e:
+            return f"data directory unusable: {e.strerror}"
+        if st.f_bavail * st.f_frsize < self.limits.min_free_bytes:
+            return (f"disk almost full: {st.f_bavail * st.f_frsize} bytes free in "
+                    f"{self.config.hub.data_dir} (limit {self.limits.min_free_bytes})")
+        return None
+
+    def session_for_board(self, uid: str) -> Session | None:
+        for s in self.sessions.values():
+            if s.board_uid == uid:
+                return s
+        return None
+
+    def session_for_order(self, order_id: str) -> Session | None:
+        for s in self.sessions.values():
+            if s.order_id == order_id:
+                return s
+        return None
+
+    async def _move(self, s: Session, target: VendState, reason: str, **kw: Any) -> bool:
+        """Commit a transition; False when it lost a race or the table forbids it (logged)."""
+        try:
+            await self.store.transition(s, target, reason, **kw)
+        except (StaleTransition, InvalidTransition) as e:
+            log.warning("board %s order %s: %s", s.board_uid, s.order_id or "-", e)
+            return False
+        except Exception as e:
+            self.store.write_error = f"{type(e).__name__}: {e}"
+            log.critical("board %s order %s: cannot commit %s -> %s: %s", s.board_uid,
+                         s.order_id or "-", s.state, target, e)
+            raise
+        if target not in ACTIVE:
+            self.sessions.pop(s.id, None)
+        self.wake_sender()
+        self.notify({"kind": "order", "order_id": s.order_id, "board_uid": s.board_uid,
+                     "state": s.state.value})
+        return True
+
+    def _send(self, uid: str, message: Any) -> bool:
+        board = self.boards.get(uid)
+        if board is None or board.conn is None:
+            log.warning("board %s not connected: %s not sent", uid, type(message).__name__)
+            return False
+        return board.conn.send(message)
+
+    # --- link events --------------------------------------------------------------------------
+    async def on_events(self, conn: BoardConnection, events: list[LinkEvent]) -> None:
+        for ev in events:
+            if isinstance(ev, MessageReceived):
+                await self._on_message(conn, ev.message, ev.authenticated)
+            elif isinstance(ev, PeerRestarted):
+                await self._on_peer_restarted(conn, ev)
+            elif isinstance(ev, SendFailed):
+                await self._on_send_failed(conn, ev)
+            elif isinstance(ev, AuthFailed):
+                self.counters["unauthenticated_dropped"] += 1
+                log.warning("port %s (board %s): dropped a frame of type 0x%02x that failed "
+                            "authentication", conn.port, conn.uid or "?", ev.msg_type)
+            else:
+                log.warning("port %s (board %s): %s", conn.port, conn.uid or "?", ev)
+
+    def on_closed(self, conn: BoardConnection) -> None:
+        if conn.uid and (b := self.boards.get(conn.uid)) is not None and b.conn is conn:
+            b.conn = None
+            b.link_since = None
+            self.notify({"kind": "board", "board_uid": conn.uid, "link_up": False})
+
+    async def _on_message(self, conn: BoardConnection, msg: Any, authenticated: bool) -> None:
+        if isinstance(msg, Hello):
+            await self._on_hello(conn, msg)
+            return
+        uid = conn.uid
+        if uid is None:
+            log.warning("port %s: %s before HELLO ignored", conn.port, type(msg).__name__)
+            return
+        board = self.boards[uid]
+        board.touch()
+        if not authenticated:
+            # Only MAC'd frames may decide anything (rule 13); the link normally drops these.
+            self.counters["unauthenticated_dropped"] += 1
+            log.warning("board %s: unauthenticated %s ignored", uid, type(msg).__name__)
+            return
+        if isinstance(msg, OrderRequest):
+            await self._on_order_request(board, msg)
+        elif isinstance(msg, Cancel):
+            await self._on_board_cancel(board, msg)
+        elif isinstance(msg, VendStarted):
+            await self._on_vend_started(board, msg)
+        elif isinstance(msg, VendResult):
+            await self._on_vend_result(board, msg)
+        elif isinstance(msg, Status):
+            await self._on_status(board, msg)
+        elif isinstance(msg, Log):
+            logging.getLogger("edge_hub.board").log(
+                msg.level if msg.level in (10, 20, 30, 40, 50) else 20,
+                "board %s: [%d] %s", uid, msg.code, msg.text)
+            self.store.add_telemetry(EventType.LOG, uid, {"level": msg.level,
+                                                         "message": f"[{msg.code}] {msg.text}"})
+
+    async def _on_hello(self, conn: BoardConnection, msg: Hello) -> None:
+        uid = msg.uid.hex()
+        conn.uid = uid
+        conn.link.set_key(derive_board_key(self.config.secrets.master_key, msg.uid))
+        board = self.boards.get(uid) or BoardInfo(uid=uid)
+        self.boards[uid] = board
+        board.port, board.addr, board.firmware = conn.port, conn.addr, msg.fw_version
+        board.protocol_version = min(max(PROTOCOL_VERSION, msg.proto_min), msg.proto_max)
+        board.products = list(msg.products)
+        board.peer_epoch = getattr(conn.link, "peer_epoch", 0) or 0
+        if board.conn is not None and board.conn is not conn:
+            log.warning("board %s now on port %s (was %s)", uid, conn.port, board.conn.port)
+        board.conn = conn
+        board.link_since = time.time()
+        board.touch()
+        async with self.store.transaction() as tx:
+            await self.store.upsert_board(tx, uid, port=conn.port, addr=conn.addr,
+                                          firmware=msg.fw_version,
+                                          protocol_version=board.protocol_version,
+                                          products=list(msg.products))
+        conn.send(HelloAck(version=board.protocol_version,
+                           unix_time=int(self.clock.gateway_now()),
+                           time_synced=self.clock.synced, heartbeat_s=self.limits.heartbeat_s,
+                           in_service=board.in_service))
+        log.info("board %s (fw %s) on port %s", uid, msg.fw_version, conn.port)
+        self.notify({"kind": "board", "board_uid": uid, "link_up": True})
+        if not board.registered:
+            self.spawn(self._register(board), f"register:{uid}")
+        s = self.session_for_board(uid)
+        if s is not None and s.state in IN_VEND | {S.AWAITING_PAYMENT}:
+            if s.state in (S.APPROVED, S.VENDING):
+                await self._move(s, S.CHECKING, "board said HELLO mid-vend")
+                s.extra["checking_since"] = time.monotonic()
+            conn.send(StatusRequest())
+
+    async def _register(self, board: BoardInfo) -> None:
+        delay = self.config.gateway.backoff_initial_s
+        while not board.registered:
+            try:
+                await self.client.register_board(board.registration())  # type: ignore[arg-type]
+                board.registered = True
+                await self.store.set_registered(board.uid)
+                log.info("board %s registered with the gateway", board.uid)
+            except GatewayError as e:
+                log.debug("registering board %s: %s", board.uid, e)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.config.gateway.backoff_max_s)
+
+    async def _on_peer_restarted(self, conn: BoardConnection, ev: PeerRestarted) -> None:
+        uid = conn.uid
+        log.warning("port %s (board %s): peer restarted (epoch %08x -> %08x)", conn.port,
+                    uid or "?", ev.old_epoch, ev.new_epoch)
+        if uid is None:
+            return
+        self.boards[uid].peer_epoch = ev.new_epoch
+        s = self.session_for_board(uid)
+        if s is None:
+            return
+        if s.state in (S.APPROVED, S.VENDING):
+            await self._move(s, S.CHECKING, "board restarted mid-vend")
+        if s.state is S.CHECKING:
+            s.extra["checking_since"] = time.monotonic()
+        # The board's MAC'd STATUS decides (a restart notice itself is not authenticated).
+        conn.send(StatusRequest())
+
+    async def _on_send_failed(self, conn: BoardConnection, ev: SendFailed) -> None:
+        msg = ev.message
+        log.warning("port %s (board %s): %s was not acknowledged", conn.port, conn.uid or "?",
+                    type(msg).__name__)
+        if isinstance(msg, VendApproved) and conn.uid:
+            s = self.session_for_order(msg.order_ref)
+            if s is not None and s.state is S.APPROVED:
+                await self._move(s, S.CHECKING, "vend approval not acknowledged")
+                s.extra["checking_since"] = time.monotonic()
+
+    # --- the purchase -------------------------------------------------------------------------
+    def _reject(self, board: BoardInfo, request_id: int, reason: RejectReason, text: str) -> None:
+        log.info("board %s: order request %d rejected (%s): %s", board.uid, request_id,
+                 reason.name, text)
+        self._send(board.uid, OrderRejected(request_id=request_id, reason=reason,
+                                            message=text.encode()[:200].decode(errors="ignore")))
+
+    async def _on_order_request(self, board: BoardInfo, msg: OrderRequest) -> None:
+        received = time.monotonic()
+        if not board.in_service:
+            self._reject(board, msg.request_id, RejectReason.OUT_OF_SERVICE,
+                         board.out_of_service_reason or "out of service")
+            return
+        why = self.not_taking_orders_reason
+        if why is not None:
+            self._reject(board, msg.request_id, RejectReason.STORAGE_FULL, why)
+            return
+        current = self.session_for_board(board.uid)
+        if current is not None:
+            if current.request_id == msg.request_id and current.board_epoch == board.peer_epoch:
+                log.info("board %s: duplicate order request %d ignored", board.uid,
+                         msg.request_id)
+                return
+            if current.state in (S.ORDERING, S.AWAITING_PAYMENT):
+                # A new selection replaces an unpaid one the board has given up on.
+                await self._cancel(current, CancelReason.CUSTOMER, "replaced by a new order",
+                                   tell_board=False)
+            else:
+                self._reject(board, msg.request_id, RejectReason.BUSY, "a vend is in progress")
+                return
+        try:
+            s = await self.store.create_session(
+                board_uid=board.uid, request_id=msg.request_id, board_epoch=board.peer_epoch,
+                product=msg.product, options=list(msg.options), quantity=msg.quantity)
+        except Exception as e:
+            self.store.write_error = f"{type(e).__name__}: {e}"
+            log.critical("board %s: cannot store an order: %s", board.uid, e)
+            self._reject(board, msg.request_id, RejectReason.STORAGE_FULL, "hub storage error")
+            return
+        self.sessions[s.id] = s
+        self.counters["orders"] += 1
+        self.spawn(self._order(board, s, received), f"order:{s.id}")
+
+    async def _order(self, board: BoardInfo, s: Session, received: float) -> None:
+        limit = self.limits.order_timeout_s
+        budget = limit - min(0.2, limit * 0.1)  # leave room to commit and send the answer
+        body: CreateOrder = {"board_uid": board.uid, "product": s.product,
+                             "options": list(s.options), "quantity": s.quantity,
+                             "idempotency_key": s.idempotency_key, "pay": True}
+        reason, text = RejectReason.OFFLINE, "payment service unreachable"
+        order = None
+        try:
+            async with asyncio.timeout_at(asyncio.get_running_loop().time()
+                                          + budget - (time.monotonic() - received)):
+                if not board.registered:
+                    await self.client.register_board(board.registration())  # type: ignore[arg-type]
+                    board.registered = True
+                order = await self.client.create_order(body, timeout_s=budget)
+        except (TimeoutError, GatewayUnavailable) as e:
+            self.counters["rejected_offline"] += 1
+            log.warning("board %s: order %s failed: %s", board.uid, s.idempotency_key,
+                        e or "timed out")
+        except GatewayError as e:
+            reason = REJECT_BY_CODE.get(e.code, RejectReason.INVALID)
+            text = e.message
+        if order is not None and board.registered:
+            self.spawn(self.store.set_registered(board.uid), f"registered:{board.uid}")
+        payment = (order or {}).get("payment")
+        if order is None or not payment:
+            await self._move(s, S.REJECTED, f"{reason.name}: {text}")
+            if s.state is S.REJECTED:
+                self._reject(board, s.request_id, reason, text)
+            return
+        now_mono = time.monotonic()
+        expires_in = max(1, int(payment["expires_in_s"]))
+        fields = {"order_id": order["order_id"], "amount": int(order["amount"]),
+                  "currency": str(order["currency"]), "upi_uri": payment["upi_uri"],
+                  "qr_expires_wall": time.time() + expires_in,
+                  "qr_expires_mono": now_mono + expires_in}
+        if s.state is not S.ORDERING:
+            # Cancelled by the board while the order was being made: close it on the gateway too.
+            async with self.store.transaction() as tx:
+                await self.store.add_event(tx, EventType.ORDER_CANCELLED, board.uid,
+                                           {"reason": CancelReasonName.CUSTOMER.value},
+                                           order["order_id"])
+            self.wake_sender()
+            return
+        size, bitmap = render_qr(payment["upi_uri"])
+        if not await self._move(s, S.AWAITING_PAYMENT, "QR created", **fields):
+            return
+        self._send(board.uid, PaymentQr(
+            request_id=s.request_id, order_ref=order["order_id"], amount_paise=int(order["amount"]),
+            currency=str(order["currency"]), expires_in_s=min(expires_in, 0xFFFF),
+            upi_uri=payment["upi_uri"], qr_size=size, qr_bitmap=bitmap))
+
+    async def _cancel(self, s: Session, reason: CancelReason, why: str, *,
+                      tell_board: bool, expired: bool = False) -> None:
+        target = S.EXPIRED if expired else S.CANCELLED
+        if not await self._move(s, target, why,
+                                event_data={"reason": CANCEL_NAMES[reason].value}):
+            return
+        if tell_board and s.order_id:
+            self._send(s.board_uid, Cancel(order_ref=s.order_id, reason=reason))
+
+    async def _on_board_cancel(self, board: BoardInfo, msg: Cancel) -> None:
+        s = self.session_for_board(board.uid)
+        if s is None or (msg.order_ref and s.order_id and msg.order_ref != s.order_id):
+            log.info("board %s: cancel of %r matches no open order", board.uid, msg.order_ref)
+            return
+        if s.state not in (S.ORDERING, S.AWAITING_PAYMENT):
+            log.warning("board %s: cancel of %s in state %s ignored (already paid)", board.uid,
+                        s.order_id, s.state)
+            return
+        await self._cancel(s, msg.reason if msg.reason in CANCEL_NAMES else CancelReason.CUSTOMER,
+                           f"board cancelled ({msg.reason.name})", tell_board=False)
+
+    async def _on_vend_started(self, board: BoardInfo, msg: VendStarted) -> None:
+        s = self.session_for_order(msg.order_ref)
+        if s is None or s.board_uid != board.uid or s.state not in (S.APPROVED, S.CHECKING):
+            log.warning("board %s: VEND_STARTED for %s ignored (no approved vend)", board.uid,
+                        msg.order_ref)
+            return
+        if await self._move(s, S.VENDING, "board started the vend"):
+            s.extra["vending_since"] = time.monotonic()
+
+    async def _on_vend_result(self, board: BoardInfo, msg: VendResult) -> None:
+        s = self.session_for_order(msg.order_ref)
+        if s is None or s.board_uid != board.uid or s.state not in IN_VEND:
+            log.warning("board %s: VEND_RESULT for %s ignored (no vend in progress)", board.uid,
+                        msg.order_ref)
+            return
+        await self._apply_outcome(s, msg.outcome, msg.dispensed, f"board reported {msg.reason}")
+
+    async def _apply_outcome(self, s: Session, outcome: VendOutcome, dispensed: int,
+                             why: str) -> None:
+        if outcome is VendOutcome.SUCCESS:
+            target, name = S.DONE, "success"
+            dispensed = dispensed or s.quantity
+        elif outcome is VendOutcome.FAILED:
+            target, name = S.FAILED, "failed"
+        elif outcome is VendOutcome.NOT_STARTED:
+            target, name, dispensed = S.NOT_VENDED, "not_vended", 0
+        elif outcome is VendOutcome.IN_PROGRESS:
+            if s.state is not S.VENDING and await self._move(s, S.VENDING, why):
+                s.extra["vending_since"] = time.monotonic()
+            return
+        else:
+            return
+        await self._move(s, target, why, dispensed=dispensed,
+                         event_data={"outcome": name, "dispensed": dispensed, "reason": why})
+
+    async def _on_status(self, board: BoardInfo, msg: Status) -> None:
+        board.board_state = msg.state.name.lower()
+        board.last_status = {"state": board.board_state, "error_code": msg.error_code,
+                             "uptime_s": msg.uptime_s, "vends_ok": msg.vends_ok,
+                             "vends_failed": msg.vends_failed, "last_order": msg.last_order,
+                             "last_outcome": msg.last_outcome.name.lower(),
+                             "last_dispensed": msg.last_dispensed}
+        self.store.add_telemetry(EventType.BOARD_STATUS, board.uid, dict(board.last_status))
+        self.notify({"kind": "board", "board_uid": board.uid})
+        s = self.session_for_board(board.uid)
+        if s is None:
+            return
+        if s.state in IN_VEND and msg.last_order == s.order_id and \
+                msg.last_outcome is not VendOutcome.NONE:
+            await self._apply_outcome(s, msg.last_outcome, msg.last_dispensed,
+                                      "board status after an interruption")
+            return
+        rebooted = board.peer_epoch != s.board_epoch
+        if s.state in (S.ORDERING, S.AWAITING_PAYMENT) and rebooted and \
+                msg.state not in (BoardState.ORDERING, BoardState.AWAITING_PAYMENT):
+            await self._cancel(s, CancelReason.BOARD_RESET, "board restarted and lost the order",
+                               tell_board=False)
+        elif s.state is S.CHECKING and msg.last_order != s.order_id and \
+                msg.state is not BoardState.VENDING:
+            if rebooted:
+                await self._move(s, S.UNKNOWN, "board restarted and has no record of the vend",
+                                 event_data={"outcome": "unknown", "dispensed": 0,
+                                             "reason": "board restarted mid-vend"})
+            elif s.vend_deadline_mono is not None and time.monotonic() > s.vend_deadline_mono:
+                await self._move(s, S.NOT_VENDED, "board never started it; deadline passed",
+                                 dispensed=0, event_data={"outcome": "not_vended",
+                                                          "dispensed": 0,
+                                                          "reason": "vend never started"})
+
+    # --- commands from the gateway ------------------------------------------------------------
+    async def apply_command(self, cmd: Command) -> None:
+        """Apply one pushed command; its effect and the new cursor commit together."""
+        seq = int(cmd["seq"])
+        order_id = cmd.get("order_id")
+        s = self.session_for_order(order_id) if order_id else None
+        if s is None and order_id:
+            s = await self.store.session_by_order(order_id)
+        kind = cmd["type"]
+        frame: Any = None
+        try:
+            async with self.store.transaction() as tx:
+                await self.store.set_meta(tx, CURSOR_KEY, str(seq))
+                if s is None:
+                    log.info("command %d (%s) for unknown order %s: nothing to do", seq, kind,
+                             order_id)
+                elif kind == CommandType.PAYMENT_CONFIRMED:
+                    frame = await self._payment_confirmed(tx, s, cmd["data"])
+                elif kind == CommandType.ORDER_CANCELLED and s.state in (S.ORDERING,
+                                                                         S.AWAITING_PAYMENT):
+                    reason = str(cmd["data"].get("reason", CancelReasonName.HUB.value))
+                    code = CANCEL_CODES.get(reason, CancelReason.OPERATOR)
+                    target = S.EXPIRED if code is CancelReason.EXPIRED else S.CANCELLED
+                    await self.store.transition(s, target, f"gateway cancelled ({reason})",
+                                                tx=tx, event_data={"reason": reason})
+                    frame = Cancel(order_ref=s.order_id or "", reason=code)
+        except (StaleTransition, InvalidTransition) as e:
+            log.warning("command %d (%s): %s; recorded as applied", seq, kind, e)
+            frame = None
+            async with self.store.transaction() as tx:
+                await self.store.set_meta(tx, CURSOR_KEY, str(seq))
+        if s is not None:
+            if s.state not in ACTIVE:
+                self.sessions.pop(s.id, None)
+            self.notify({"kind": "order", "order_id": s.order_id, "state": s.state.value})
+            self.wake_sender()
+        if frame is not None and s is not None:
+            if isinstance(frame, VendApproved):
+                s.extra["approved_at"] = time.monotonic()
+            self._send(s.board_uid, frame)
+
+    async def _payment_confirmed(self, tx: Any, s: Session, data: dict[str, Any]) -> Any:
+        now = time.monotonic()
+        if s.state in IN_VEND or s.state in (S.DONE, S.FAILED, S.NOT_VENDED, S.UNKNOWN):
+            log.info("order %s: payment confirmed again (state %s): no effect", s.order_id,
+                     s.state)
+            return None
+        problem = None
+        amount, currency = data.get("amount"), data.get("currency")
+        deadline_in = data.get("vend_deadline_in_s")
+        board = self.boards.get(s.board_uid)
+        if s.state is not S.AWAITING_PAYMENT:
+            problem = f"payment arrived after the order was {s.state}"
+        elif not isinstance(amount, int) or isinstance(amount, bool) or amount != s.amount \
+                or currency != s.currency:
+            problem = f"paid {amount!r} {currency!r}, order is {s.amount} {s.currency}"
+        elif not isinstance(deadline_in, int | float) or deadline_in <= 0:
+            problem = "vend deadline already passed"
+        elif board is None or board.conn is None:
+            problem = "board not connected"
+        elif not board.in_service:
+            problem = "board out of service"
+        if problem is not None:
+            showing_qr = s.state is S.AWAITING_PAYMENT
+            await self.store.transition(s, S.NOT_VENDED, problem, tx=tx, dispensed=0,
+                                        event_data={"outcome": "not_vended", "dispensed": 0,
+                                                    "reason": problem})
+            log.warning("order %s not vended: %s", s.order_id, problem)
+            # A board still showing the QR is told the order is over (the gateway refunds).
+            return Cancel(order_ref=s.order_id or "", reason=CancelReason.PAYMENT_FAILED) \
+                if showing_qr else None
+        assert isinstance(deadline_in, int | float)
+        auth = os.urandom(8)
+        await self.store.transition(s, S.APPROVED, "payment confirmed", tx=tx,
+                                    payment_id=str(data.get("payment_id", "")),
+                                    vend_deadline_mono=now + float(deadline_in), vend_auth=auth)
+        return VendApproved(order_ref=s.order_id or "", auth=auth, quantity=s.quantity,
+                            deadline_s=max(1, min(int(deadline_in), 0xFFFF)))
+
+    # --- deadlines ----------------------------------------------------------------------------
+    async def tick(self) -> None:
+        now = time.monotonic()
+        for s in list(self.sessions.values()):
+            if s.state is S.AWAITING_PAYMENT and s.qr_expires_mono is not None \
+                    and now >= s.qr_expires_mono:
+                await self._cancel(s, CancelReason.EXPIRED, "QR expired unpaid",
+                                   tell_board=True, expired=True)
+            elif s.state is S.APPROVED and s.vend_deadline_mono is not None \
+                    and now >= s.vend_deadline_mono + self.limits.vend_start_grace_s:
+                if await self._move(s, S.CHECKING, "vend not started by its deadline"):
+                    s.extra["checking_since"] = now
+            elif s.state is S.VENDING and \
+                    now >= s.extra.get("vending_since", now) + self.limits.vend_result_timeout_s:
+                if await self._move(s, S.CHECKING, "no vend result in time"):
+                    s.extra["checking_since"] = now
+            elif s.state is S.CHECKING:
+                since = s.extra.setdefault("checking_since", now)
+                if now >= since + self.limits.vend_unknown_wait_s:
+                    await self._move(s, S.UNKNOWN, "board never told the outcome",
+                                     event_data={"outcome": "unknown", "dispensed": 0,
+                                                 "reason": "no answer from the board"})
+                elif now >= s.extra.get("asked_at", 0.0) + self.limits.status_retry_s:
+                    s.extra["asked_at"] = now
+                    self._send(s.board_uid, StatusRequest())
+
+    # --- operator actions ---------------------------------------------------------------------
+    def resend_pending(self, uid: str) -> bool:
+        """Send the pending QR or vend approval to the board again (KeyError: unknown board)."""
+        if uid not in self.boards:
+            raise KeyError(uid)
+        s = self.session_for_board(uid)
+        if s is None or s.order_id is None:
+            return False
+        if s.state is S.AWAITING_PAYMENT and s.upi_uri and s.qr_expires_mono:
+            left = int(s.qr_expires_mono - time.monotonic())
+            if left <= 0:
+                return False
+            size, bitmap = render_qr(s.upi_uri)
+            return self._send(uid, PaymentQr(
+                request_id=s.request_id, order_ref=s.order_id, amount_paise=s.amount or 0,
+                currency=s.currency or "INR", expires_in_s=min(left, 0xFFFF), upi_uri=s.upi_uri,
+                qr_size=size, qr_bitmap=bitmap))
+        if s.state is S.APPROVED and s.vend_auth and s.vend_deadline_mono:
+            left = int(s.vend_deadline_mono - time.monotonic())
+            if left <= 0:
+                return False
+            return self._send(uid, VendApproved(order_ref=s.order_id, auth=s.vend_auth,
+                                                quantity=s.quantity, deadline_s=min(left, 0xFFFF)))
+        return False
