@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import json
 import logging
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -93,7 +93,7 @@ class WebhookDispatcher:
         self._faults = faults
         self._session = session
         self._tasks: set[asyncio.Task[None]] = set()
-        self._sent: dict[str, _Outgoing] = {}
+        self._sent: OrderedDict[str, _Outgoing] = OrderedDict()  # newest MAX_LOG, for redelivery
         self.deliveries: deque[dict[str, Any]] = deque(maxlen=MAX_LOG)
 
     # --- public --------------------------------------------------------------------------------
@@ -117,6 +117,8 @@ class WebhookDispatcher:
             old = o.old_secret if o.old_secret is not None else f.chance(f.webhook_old_secret_rate)
             out = _Outgoing(new_id("evt_"), event.name, serialise(envelope), old)
             self._sent[out.event_id] = out
+            if len(self._sent) > MAX_LOG:
+                self._sent.popitem(last=False)
             batch.append(out)
         ids = [out.event_id for out in batch]
         reorder = o.reorder if o.reorder is not None else f.chance(f.webhook_reorder_rate)

@@ -128,6 +128,14 @@ async def test_error_envelope_on_unknown_routes_and_405(
     assert body["error"]["code"] == "BAD_REQUEST_ERROR"
 
 
+async def test_oversized_body_gets_the_envelope(sandbox: SandboxHandle) -> None:
+    status, body = await sandbox.raw(
+        "POST", "/v1/orders", data=b"{" + b" " * (2 * 1024 * 1024) + b"}",
+        headers={"Content-Type": "application/json"},
+    )
+    assert status == 413 and set(body["error"]) == ENVELOPE_KEYS
+
+
 async def test_sdk_sees_unknown_route_as_bad_request(sdk: SdkCall[Any]) -> None:
     # without the envelope the SDK would raise requests' JSONDecodeError here
     with pytest.raises(razorpay.errors.BadRequestError, match="URL was not found"):
