@@ -42,6 +42,8 @@ from protocol import (
     BoardState,
     Cancel,
     CancelReason,
+    Flags,
+    Header,
     Hello,
     HelloAck,
     Link,
@@ -62,6 +64,7 @@ from protocol import (
     VendResult,
     VendStarted,
     derive_board_key,
+    encode_frame,
 )
 from protocol import AuthFailed as LinkAuthFailed
 
@@ -313,6 +316,21 @@ class SimBoard:
                 while not self._send(Log(level=level, code=code, text=f"{text} {i}"), quiet=True):
                     await self._progress_or(0.05)
                 self.counters.logs_sent += 1
+
+    # === chaos: what a broken or rogue board does ===========================================
+    def inject(self, message: Message) -> None:
+        """Send any message through the board's link now, whatever the board's state (signed
+        with whatever key the board has). Raises LinkError as ``Link.send`` does."""
+        self.link.send(message, time.monotonic())
+        self._service()
+
+    def forge(self, message: Message) -> None:
+        """Put an unsigned frame for ``message`` on the line, bypassing the link's rules: what a
+        board without the key that wants to report, say, a failed vend would do."""
+        link = self.link
+        header = Header(PROTOCOL_VERSION, int(message.TYPE), int(Flags.RELIABLE), link.addr,
+                        link.epoch, link.peer_epoch, 1, 0)
+        self.line.write(self._tx_noise.apply(encode_frame(header.pack() + message.encode())))
 
     # === power ==============================================================================
     def _provisioned_key(self, master_key: bytes | None) -> bytes | None:

@@ -69,6 +69,7 @@ class MiniHub:
     auto_qr: bool = True
     reject: RejectReason | None = None
     in_service: bool = True
+    auto_approve_s: float | None = None  # approve every QR this long after sending it
     link: Link = field(default_factory=lambda: Link(role=Role.HUB))
     received: list[tuple[Message, bool]] = field(default_factory=list)
     events: list[LinkEvent] = field(default_factory=list)
@@ -172,6 +173,12 @@ class MiniHub:
         self.send(PaymentQr(request_id=req.request_id, order_ref=ref, amount_paise=amount,
                             currency="INR", expires_in_s=self.expires_in_s, upi_uri=uri,
                             qr_size=size, qr_bitmap=bitmap))
+        if self.auto_approve_s is not None:
+            asyncio.get_running_loop().call_later(self.auto_approve_s, self._auto_approve, ref)
+
+    def _auto_approve(self, ref: str) -> None:
+        if self._fd is not None:
+            self.approve(ref, quantity=self.orders[ref].request.quantity)
 
     def approve(self, order_ref: str, *, quantity: int = 1, auth: bytes | None = None,
                 deadline_s: int = 60) -> bytes:

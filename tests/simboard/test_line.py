@@ -1,0 +1,71 @@
+"""The line itself: noise, unplug and replug, telemetry floods."""
+
+from __future__ import annotations
+
+import os
+
+from edge_hub.simboard import Behaviour, PurchaseState
+from edge_hub.simboard.noise import LineNoise
+from protocol import Log, VendOutcome, VendResult
+
+
+async def test_purchases_survive_junk_and_bit_flips(make_pair) -> None:
+    # About one junk byte and one flipped bit per thousand bytes, both directions: a PAYMENT_QR
+    # frame (~260 bytes) is hit about two times in five and must be retransmitted.
+    noisy = Behaviour(junk_rate=0.001, flip_rate=0.001, seed=11, hello_retry_s=0.2)
+    board, hub = await make_pair(noisy, auto_approve_s=0.0)
+    done = [await board.buy("cappuccino", ["extra_shot"], timeout_s=15.0) for _ in range(3)]
+    await board.send_logs(200)
+    await hub.until(lambda: len(hub.messages(Log)) == 200, timeout_s=15.0)
+    assert [p.state for p in done] == [PurchaseState.VENDED] * 3
+    assert all(p.qr is not None and p.qr.valid for p in done)  # never shows a corrupt QR
+    assert [m.text for m in hub.messages(Log)] == [f"telemetry {i}" for i in range(200)]
+    noise = board.noise_counters
+    assert noise["junk_bytes"] > 0 and noise["bits_flipped"] > 0
+    hub_stats, board_stats = hub.link.stats, board.link.stats
+    assert hub_stats.crc_errors + board_stats.crc_errors > 0
+    assert hub_stats.retransmits + board_stats.retransmits > 0
+    results = hub.messages(VendResult)
+    assert sorted(r.order_ref for r in results) == sorted(p.order_ref for p in done)
+    assert all(r.outcome is VendOutcome.SUCCESS for r in results)
+    assert sum(board.dispensed(p.order_ref) for p in done) == 3
+
+
+async def test_unplug_and_replug_behind_the_same_symlink(make_pair) -> None:
+    board, hub = await make_pair(auto_approve_s=0.0)
+    link_path = board.port
+    first_pty = os.readlink(link_path)
+    await board.unplug()
+    assert _target(link_path) is None  # like udev removing /dev/serial/by-path/...
+    await board.replug()
+    assert _target(link_path) == board.line.slave_path
+    assert first_pty.startswith("/dev/pts/")
+    hub.reopen(link_path)  # the hub finds the board again through the stable name
+    await board.wait_connected(5.0)
+    p = await board.buy("espresso", timeout_s=5.0)
+    assert p.state is PurchaseState.VENDED
+
+
+async def test_log_flood_arrives_in_order(make_pair) -> None:
+    board, hub = await make_pair()
+    await board.send_logs(300, text="t")
+    await hub.until(lambda: len(hub.messages(Log)) == 300, timeout_s=10.0)
+    assert [m.text for m in hub.messages(Log)] == [f"t {i}" for i in range(300)]
+
+
+def _target(link: str) -> str | None:
+    """Where the stable port name points, None if it is gone (a quick local syscall)."""
+    try:
+        return os.readlink(link)
+    except FileNotFoundError:
+        return None
+
+
+def test_noise_is_deterministic_and_counted() -> None:
+    data = bytes(range(256)) * 40
+    a, b = LineNoise(0.01, 0.01, seed=3), LineNoise(0.01, 0.01, seed=3)
+    out = a.apply(data)
+    assert out == b.apply(data)
+    assert len(out) == len(data) + a.counters.junk_bytes
+    assert 50 < a.counters.junk_bytes < 160 and 50 < a.counters.bits_flipped < 160
+    assert LineNoise().apply(data) is data
