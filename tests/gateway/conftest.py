@@ -4,6 +4,7 @@ boards and the example catalog. The SDK runs for real (threads, HTTP) against th
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -71,7 +72,7 @@ def settings(tmp_path: Path, sandbox: Sandbox) -> Settings:
         razorpay_key_secret=Secret(sandbox.config.key_secret),
         razorpay_base_url=sandbox.url, razorpay_timeout_s=2.0,
         webhook_secret=Secret(sandbox.config.webhook_secret),
-        token_key=Secret("test-token-key-" + "k" * 32),
+        token_key=Secret("test-token-key-" + "k" * 64),
         checkpoint_interval_s=0.2, long_poll_max_s=5.0, ws_heartbeat_s=0.5,
     )
 
@@ -138,17 +139,19 @@ async def start_gateway(settings: Settings) -> AsyncIterator[GatewayFactory]:
     """Start (or restart, on the same data dir) a gateway; returns a ready `Gateway`."""
     clients: list[TestClient] = []
 
-    async def start(seeded: bool = True, boards: bool = True, **overrides: Any) -> Gateway:
-        app = create_app(replace(settings, **overrides))
+    async def start(seeded: bool = True, boards: bool = True,
+                    clock: Callable[[], float] = time.time, **overrides: Any) -> Gateway:
+        app = create_app(replace(settings, **overrides), clock=clock)
         client = TestClient(TestServer(app, host="127.0.0.1"))
         await client.start_server()
         clients.append(client)
         gw = Gateway(client)
-        if seeded:
+        if seeded and not app[DB].query("SELECT 1 FROM hubs"):
             await seed(app)
+        if seeded:
             await gw.token("hub-a", SECRET_A)
             await gw.token("hub-b", SECRET_B)
-        if boards:
+        if boards and seeded:
             for hub, uid in (("hub-a", BOARD_A), ("hub-a", BOARD_A2), ("hub-b", BOARD_B)):
                 await gw.call("PUT", f"/hub/boards/{uid}", hub, {
                     "board_uid": uid, "firmware": "1.0.0", "protocol_version": 1,
@@ -164,3 +167,35 @@ async def start_gateway(settings: Settings) -> AsyncIterator[GatewayFactory]:
 async def gw(start_gateway: GatewayFactory) -> Gateway:
     gateway: Gateway = await start_gateway()
     return gateway
+
+
+class FakeClock:
+    """Unix time the test moves by hand (starts at the real time)."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def paid_order(gw: Gateway, sandbox: Sandbox, key: str = "paid-1",
+                     hub: str = "hub-a", board: str = BOARD_A) -> dict[str, Any]:
+    """An order paid for real in the sandbox and recorded as the webhook module will do it."""
+    from cloud_gateway.keys import ORDERS
+
+    order = await gw.order(hub=hub, board=board, key=key, pay=True)
+    paid = await gw_sim_pay(sandbox, order["payment"]["qr_id"])
+    service = gw.app[ORDERS]
+    await gw.app[DB].write(lambda tx: service.mark_paid_tx(
+        tx, order["order_id"], paid["id"], paid["amount"], paid["currency"], "razorpay",
+        "test: captured payment"))
+    _, fresh = await gw.call("GET", f"/orders/{order['order_id']}", hub, expect=200)
+    fresh["payment_id"] = paid["id"]
+    return dict(fresh)
+
+
+async def gw_sim_pay(sandbox: Sandbox, qr_id: str, **body: Any) -> dict[str, Any]:
+    result = await sandbox.sim("POST", f"/_sim/qr/{qr_id}/pay", body or None)
+    payment: dict[str, Any] = result["payments"][0]
+    return payment
