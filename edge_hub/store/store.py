@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -130,9 +131,14 @@ class Store:
             await self.db.execute("BEGIN IMMEDIATE")
             try:
                 yield tx
-                await self.db.execute("COMMIT")
+                # Shielded: a cancelled caller must not leave a half-known commit behind.
+                await asyncio.shield(self.db.execute("COMMIT"))
             except BaseException:
-                await self.db.execute("ROLLBACK")
+                if self.db.in_transaction:
+                    try:
+                        await self.db.execute("ROLLBACK")
+                    except sqlite3.OperationalError as e:  # the COMMIT got there first
+                        log.debug("rollback after an interrupted transaction: %s", e)
                 raise
         for fn in tx._after:
             fn()

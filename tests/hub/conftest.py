@@ -168,7 +168,7 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
             webhook_secret=Secret(sb_cfg.webhook_secret), token_key=Secret("k" * 40),
             log_json=False, qr_ttl_s=60, vend_deadline_s=10, reconcile_interval_s=3600.0,
             long_poll_max_s=5.0, ws_heartbeat_s=2.0, rate_limit_per_s=10_000.0,
-            rate_limit_burst=10_000)
+            rate_limit_burst=10_000, auth_rate_limit_per_s=1000.0)
         await s.start_gateway()
         assert s.gateway_app is not None
         secret_hash = hash_secret(HUB_SECRET)
