@@ -43,7 +43,7 @@ def envelope(
             "code": code,
             "description": description,
             "source": source,
-            "step": "payment_initiation",
+            "step": "NA",
             "reason": "input_validation_failed" if field else "NA",
             "metadata": metadata or {},
             "field": field,

@@ -6,7 +6,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from .errors import SandboxError
 
@@ -54,6 +54,12 @@ class IdempotencyKeys:
                 status=409, field="X-Refund-Idempotency",
             )
         return entry.answer
+
+    def state(self, key: str) -> Literal["unused", "in_flight", "done"]:
+        entry = self._entries.get(key)
+        if entry is None:
+            return "unused"
+        return "in_flight" if entry.answer is None else "done"
 
     def finish(self, key: str, status: int, body: dict[str, Any]) -> None:
         self._entries[key].answer = (status, body)

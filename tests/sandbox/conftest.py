@@ -129,6 +129,13 @@ class SandboxHandle:
             return resp.status, await resp.json()
 
 
+async def wait_until(predicate: Callable[[], bool]) -> None:
+    """Poll sandbox-internal state that has no event to await (bounded by WAIT_S)."""
+    async with asyncio.timeout(WAIT_S):
+        while not predicate():  # noqa: ASYNC110 - nothing to wait on but the state itself
+            await asyncio.sleep(0.01)
+
+
 def basic_auth(login: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{login}:{password}".encode()).decode()
 

@@ -9,7 +9,7 @@ import pytest
 
 from cloud_gateway.razorpay_client import RazorpayClient, RazorpayError
 
-from .conftest import Receiver, SandboxFactory, SandboxHandle, SdkCall, api_qr
+from .conftest import Receiver, SandboxFactory, SandboxHandle, SdkCall, api_qr, wait_until
 from .test_qr_codes import AMOUNT, new_qr
 
 
@@ -78,10 +78,10 @@ async def test_concurrent_use_of_a_key_gets_409_then_replay(
     rzp: RazorpayClient, sandbox: SandboxHandle
 ) -> None:
     pay = await paid_payment(rzp, sandbox)
-    await sandbox.sim("/_sim/faults", {"refund_hold_s": 0.3})
+    await sandbox.sim("/_sim/faults", {"refund_hold_s": 0.5})
     key = "rf-inflight-01"
     first = asyncio.create_task(rzp.refund(pay["id"], amount=AMOUNT, idempotency_key=key))
-    await asyncio.sleep(0.1)
+    await wait_until(lambda: sandbox.sb.idempotency.state(key) == "in_flight")
     status, body = await sandbox.raw(
         "POST", f"/v1/payments/{pay['id']}/refund", json={"amount": AMOUNT},
         headers={"X-Refund-Idempotency": key},
@@ -91,6 +91,7 @@ async def test_concurrent_use_of_a_key_gets_409_then_replay(
         await rzp.refund(pay["id"], amount=AMOUNT, idempotency_key=key)
     assert err.value.kind == "unknown"
     done = await first
+    assert sandbox.sb.idempotency.state(key) == "done"
     await sandbox.sim("/_sim/faults", {"refund_hold_s": 0})
     assert await rzp.refund(pay["id"], amount=AMOUNT, idempotency_key=key) == done
     assert len(await rzp.payment_refunds(pay["id"])) == 1

@@ -161,7 +161,9 @@ async def test_failed_then_captured_for_one_payment(
 async def test_non_2xx_and_slow_answers_are_retried(
     make_sandbox: SandboxFactory, rzp: RazorpayClient, receiver: Receiver
 ) -> None:
-    sandbox = await make_sandbox(webhook_url=receiver.url, webhook_timeout_s=0.2)
+    sandbox = await make_sandbox(
+        webhook_url=receiver.url, webhook_timeout_s=0.2, webhook_retry_base_s=0.3
+    )
     receiver.statuses = [500]
     receiver.delays = [0.0, 0.5]  # the second delivery answers after the sandbox gave up
     qr = await api_qr(sandbox)
@@ -191,7 +193,7 @@ async def test_retries_are_bounded(
 async def test_delay_knob_holds_deliveries(
     sandbox: SandboxHandle, rzp: RazorpayClient, receiver: Receiver
 ) -> None:
-    await sandbox.sim("/_sim/faults", {"webhook_delay_s": 0.2})
+    await sandbox.sim("/_sim/faults", {"webhook_delay_s": 0.5})
     await pay(sandbox, rzp)
     assert receiver.got == []  # nothing yet: the batch is waiting
     await receiver.wait_for(2)
