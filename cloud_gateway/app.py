@@ -49,7 +49,7 @@ AUTH_BURST = 10
 async def _database(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     db = Database(settings.db_path, max_batch=settings.commit_max_batch,
-                  checkpoint_interval_s=settings.checkpoint_interval_s)
+                  checkpoint_interval_s=settings.checkpoint_interval_s, clock=app[CLOCK])
     await db.open()
     app[DB] = db
     app[READY]["database"] = True

@@ -118,9 +118,10 @@ def open_and_migrate(path: Path) -> None:
 
 
 class Database:
-    def __init__(self, path: Path, *, max_batch: int = 256,
-                 checkpoint_interval_s: float = 5.0) -> None:
+    def __init__(self, path: Path, *, max_batch: int = 256, checkpoint_interval_s: float = 5.0,
+                 clock: Callable[[], float] = time.time) -> None:
         self.path = path
+        self._clock = clock  # gives Tx.now: one clock for the whole gateway
         self._max_batch = max_batch
         self._checkpoint_interval_s = checkpoint_interval_s
         self._queue: asyncio.Queue[_Unit | None] = asyncio.Queue()
@@ -213,7 +214,7 @@ class Database:
                     fut.set_exception(DatabaseError(f"cannot begin a transaction: {exc}"))
             return
         done: list[tuple[asyncio.Future[Any], Any, Tx]] = []
-        now = time.time()
+        now = self._clock()
         for fn, fut in batch:
             tx = Tx(conn, now)
             conn.execute("SAVEPOINT unit")

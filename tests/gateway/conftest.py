@@ -173,7 +173,7 @@ class FakeClock:
     """Unix time the test moves by hand (starts at the real time)."""
 
     def __init__(self) -> None:
-        self.now = time.time()
+        self.now = float(int(time.time()))
 
     def __call__(self) -> float:
         return self.now
