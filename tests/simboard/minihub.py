@@ -43,6 +43,7 @@ from protocol import (
 )
 
 M = TypeVar("M", bound=Message)
+POLL_S = 0.02
 
 
 def render(uri: str) -> tuple[int, bytes]:
@@ -192,9 +193,12 @@ class MiniHub:
 
     # --- waiting ------------------------------------------------------------------------------
     async def until(self, predicate: Callable[[], Any], timeout_s: float = 5.0) -> Any:
+        """Wait until ``predicate()`` is truthy: re-checked whenever the hub receives something,
+        and every POLL_S anyway (for predicates about the board's side)."""
         async with asyncio.timeout(timeout_s):
             while not (result := predicate()):
-                await self._changed.wait()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), POLL_S)
             return result
 
     def messages(self, cls: type[M], *, authenticated: bool | None = True) -> list[M]:
