@@ -115,7 +115,6 @@ def run(argv: Sequence[str]) -> int:
     except SettingsError as exc:
         sys.stderr.write(f"cloud-gateway: {exc}\n")
         return 2
-    setup_logging(settings.log_level, settings.log_json)
     try:
         if args.command == "serve":
             return _serve(settings)
@@ -151,6 +150,7 @@ def _serve(settings: Settings) -> int:
 
     from .app import create_app
 
+    setup_logging(settings.log_level, settings.log_json)
     try:
         app = create_app(settings)
     except SettingsError as exc:

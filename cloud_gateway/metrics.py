@@ -42,7 +42,7 @@ class Metrics:
     def __init__(self) -> None:
         self._help = dict(HELP)
         self._counters: dict[str, dict[Labels, float]] = {}
-        self._hists: dict[str, dict[Labels, list[float]]] = {}  # buckets..., sum, count
+        self._hists: dict[str, dict[Labels, list[float]]] = {}  # per bucket + overflow, sum, count
         self._gauges: dict[str, tuple[str, Callable[[], float]]] = {}
 
     def declare(self, name: str, kind: str, help: str) -> None:
@@ -62,7 +62,7 @@ class Metrics:
         key = _labels(labels)
         row = series.get(key)
         if row is None:
-            row = series[key] = [0.0] * (len(BUCKETS) + 2)
+            row = series[key] = [0.0] * (len(BUCKETS) + 3)
         row[bisect.bisect_left(BUCKETS, seconds)] += 1  # non-cumulative here, summed on render
         row[-2] += seconds
         row[-1] += 1
@@ -83,7 +83,7 @@ class Metrics:
             elif kind == "histogram":
                 for key, row in sorted(self._hists.get(name, {}).items()):
                     running = 0.0
-                    for bound, n in zip((*BUCKETS, float("inf")), row, strict=False):
+                    for bound, n in zip((*BUCKETS, float("inf")), row[:-2], strict=True):
                         running += n
                         le = "+Inf" if bound == float("inf") else f"{bound:g}"
                         lines.append(f"{name}_bucket{_fmt(key, (('le', le),))} {running:g}")

@@ -161,9 +161,9 @@ SETTINGS: Final[tuple[Spec, ...]] = tuple(
 _BY_NAME: Final = {s.name: s for s in SETTINGS}
 
 
-def _convert(spec: Spec, value: object, where: str) -> object:
-    """Check or parse one value; strings (from the environment) are parsed, TOML values checked."""
-    if isinstance(value, str) and spec.type is not str:
+def _convert(spec: Spec, value: object, where: str, from_env: bool = False) -> object:
+    """Parse one environment string, or check the type of one TOML value."""
+    if from_env and isinstance(value, str) and spec.type is not str:
         text = value.strip()
         try:
             if spec.type is bool:
@@ -215,7 +215,7 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
             values[key] = _convert(spec, raw, str(path))
     for spec in SETTINGS:
         if spec.env in env:
-            values[spec.name] = _convert(spec, env[spec.env], spec.env)
+            values[spec.name] = _convert(spec, env[spec.env], spec.env, from_env=True)
         if spec.secret and credentials_dir is not None:
             cred = credentials_dir / spec.name
             if cred.is_file():
