@@ -3,7 +3,8 @@
 A field list compiles to a short chain of operations: runs of fixed-size fields become one
 precompiled `struct.Struct`, and each variable-size field (strings, lists, bitmaps) one step.
 Decoding ignores bytes after the last known field (a newer minor revision may append fields);
-running out of bytes inside a field is `DecodeError(TRUNCATED)`.
+running out of bytes inside a field is `DecodeError(TRUNCATED)`. Decoders are generated
+straight-line functions (see `protocol.decodegen`); encoders are compiled closures.
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, Final
 
-from protocol.errors import DecodeError, DecodeReason, EncodeError
+from protocol.decodegen import FIXED_FORMATS, compile_decoder
+from protocol.errors import EncodeError
 
 MAX_STR8: Final = 255
 MAX_STR16: Final = 0xFFFF
 MAX_LIST8: Final = 255
 
-_FIXED_FORMATS: Final = {"u8": "B", "u16": "H", "u32": "I", "bool": "B", "enum8": "B"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,42 +86,7 @@ def bitmap_bytes(side: int) -> int:
     return (side * side + 7) // 8
 
 
-DecodeOp = Callable[[bytes, int, list[Any]], int]
 EncodeOp = Callable[[object, list[bytes]], None]
-
-
-def _trunc(what: str, need: int, off: int, have: int) -> DecodeError:
-    return DecodeError(
-        DecodeReason.TRUNCATED, f"{what}: needs {need} bytes at offset {off}, payload has {have}"
-    )
-
-
-def _utf8(raw: bytes, name: str) -> str:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise DecodeError(DecodeReason.BAD_UTF8, f"{name} is not valid UTF-8") from None
-
-
-def _to_bool(name: str) -> Callable[[int], bool]:
-    def conv(v: int) -> bool:
-        if v > 1:
-            raise DecodeError(DecodeReason.BAD_VALUE, f"{name}={v} is not a bool (0 or 1)")
-        return v == 1
-
-    return conv
-
-
-def _to_enum(name: str, enum: type[IntEnum]) -> Callable[[int], IntEnum]:
-    def conv(v: int) -> IntEnum:
-        try:
-            return enum(v)
-        except ValueError:
-            raise DecodeError(
-                DecodeReason.BAD_VALUE, f"{name}={v} is not a {enum.__name__}"
-            ) from None
-
-    return conv
 
 
 def _check_enum(name: str, enum: type[IntEnum], v: object) -> int:
@@ -132,17 +98,18 @@ def _check_enum(name: str, enum: type[IntEnum], v: object) -> int:
 class Codec:
     """Compiled encoder/decoder for one field list."""
 
-    __slots__ = ("_dec", "_enc", "fields", "min_size")
+    __slots__ = ("_enc", "decode", "fields", "min_size")
 
-    def __init__(self, fields: Sequence[Field]) -> None:
+    def __init__(self, fields: Sequence[Field], factory: Callable[..., Any]) -> None:
         self.fields = tuple(fields)
-        self._dec: list[DecodeOp] = []
+        self.decode: Callable[[bytes], Any] = compile_decoder(self.fields, factory)
+        """Parse a payload into `factory(*values)`; raises DecodeError."""
         self._enc: list[EncodeOp] = []
         self.min_size = 0
         run: list[Field] = []
         names = [f.name for f in self.fields]
         for f in self.fields:
-            if f.kind in _FIXED_FORMATS:
+            if f.kind in FIXED_FORMATS:
                 run.append(f)
                 continue
             self._flush(run)
@@ -154,34 +121,10 @@ class Codec:
     def _flush(self, run: list[Field]) -> None:
         if not run:
             return
-        st = struct.Struct("<" + "".join(_FIXED_FORMATS[f.kind] for f in run))
+        st = struct.Struct("<" + "".join(FIXED_FORMATS[f.kind] for f in run))
         self.min_size += st.size
         names = tuple(f.name for f in run)
-        convs: list[Callable[[int], Any] | None] = []
-        for f in run:
-            if f.kind == "bool":
-                convs.append(_to_bool(f.name))
-            elif f.kind == "enum8":
-                assert f.enum is not None
-                convs.append(_to_enum(f.name, f.enum))
-            else:
-                convs.append(None)
-        plain = all(c is None for c in convs)
-        size = st.size
-        unpack_from = st.unpack_from
         label = ",".join(names)
-
-        def dec(data: bytes, off: int, out: list[Any]) -> int:
-            if off + size > len(data):
-                raise _trunc(label, size, off, len(data))
-            vals = unpack_from(data, off)
-            if plain:
-                out.extend(vals)
-            else:
-                for v, c in zip(vals, convs, strict=True):
-                    out.append(v if c is None else c(v))
-            return off + size
-
         kinds = tuple(f.kind for f in run)
         enums = tuple(f.enum for f in run)
 
@@ -204,7 +147,6 @@ class Codec:
                     f"{label}={tuple(vals)} out of range for {kinds}"
                 ) from None
 
-        self._dec.append(dec)
         self._enc.append(enc)
 
     def _add_variable(self, f: Field, names: list[str]) -> None:
@@ -214,17 +156,6 @@ class Codec:
             lw = 1 if kind == "str8" else 2
             limit = MAX_STR8 if kind == "str8" else MAX_STR16
             self.min_size += lw
-
-            def dec(data: bytes, off: int, out: list[Any]) -> int:
-                if off + lw > len(data):
-                    raise _trunc(name + " length", lw, off, len(data))
-                n = data[off] if lw == 1 else data[off] | data[off + 1] << 8
-                start = off + lw
-                end = start + n
-                if end > len(data):
-                    raise _trunc(name, n, start, len(data))
-                out.append(_utf8(data[start:end], name))
-                return end
 
             def enc(msg: object, out: list[bytes]) -> None:
                 v = getattr(msg, name)
@@ -238,23 +169,6 @@ class Codec:
 
         elif kind == "strlist8":
             self.min_size += 1
-
-            def dec(data: bytes, off: int, out: list[Any]) -> int:
-                if off >= len(data):
-                    raise _trunc(name + " count", 1, off, len(data))
-                count = data[off]
-                off += 1
-                items: list[str] = []
-                for i in range(count):
-                    if off >= len(data):
-                        raise _trunc(f"{name}[{i}] length", 1, off, len(data))
-                    end = off + 1 + data[off]
-                    if end > len(data):
-                        raise _trunc(f"{name}[{i}]", data[off], off + 1, len(data))
-                    items.append(_utf8(data[off + 1 : end], f"{name}[{i}]"))
-                    off = end
-                out.append(tuple(items))
-                return off
 
             def enc(msg: object, out: list[bytes]) -> None:
                 v = getattr(msg, name)
@@ -275,19 +189,6 @@ class Codec:
             self.min_size += size
             is_ascii = kind == "ascii"
 
-            def dec(data: bytes, off: int, out: list[Any]) -> int:
-                end = off + size
-                if end > len(data):
-                    raise _trunc(name, size, off, len(data))
-                raw = data[off:end]
-                if is_ascii:
-                    if not raw.isascii():
-                        raise DecodeError(DecodeReason.BAD_UTF8, f"{name} is not ASCII")
-                    out.append(raw.decode("ascii"))
-                else:
-                    out.append(raw)
-                return end
-
             def enc(msg: object, out: list[bytes]) -> None:
                 v = getattr(msg, name)
                 if is_ascii:
@@ -303,15 +204,8 @@ class Codec:
                 out.append(raw)
 
         elif kind == "bitmap":
-            side_index = names.index(f.size_field)
-
-            def dec(data: bytes, off: int, out: list[Any]) -> int:
-                n = bitmap_bytes(out[side_index])
-                end = off + n
-                if end > len(data):
-                    raise _trunc(name, n, off, len(data))
-                out.append(data[off:end])
-                return end
+            if f.size_field not in names:
+                raise ValueError(f"{name}: size field {f.size_field!r} is not a field")
 
             def enc(msg: object, out: list[bytes]) -> None:
                 v = getattr(msg, name)
@@ -327,18 +221,9 @@ class Codec:
 
         else:
             raise ValueError(f"unknown field kind {kind!r} for {name}")
-        self._dec.append(dec)
         self._enc.append(enc)
 
     # -- use ----------------------------------------------------------------------------------
-    def decode(self, data: bytes) -> list[Any]:
-        """Field values in order; raises DecodeError."""
-        out: list[Any] = []
-        off = 0
-        for op in self._dec:
-            off = op(data, off, out)
-        return out
-
     def encode(self, msg: object) -> bytes:
         """The payload bytes of `msg`; raises EncodeError naming the bad field."""
         parts: list[bytes] = []

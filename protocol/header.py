@@ -27,6 +27,8 @@ MAX_ADDR: Final = 247
 U16_MOD: Final = 0x10000
 
 HEADER_STRUCT: Final = struct.Struct("<BBBBIIHH")
+_unpack_from = HEADER_STRUCT.unpack_from
+_tuple_new = tuple.__new__
 
 
 class Flags(IntFlag):
@@ -68,4 +70,4 @@ class Header(NamedTuple):
             raise DecodeError(
                 DecodeReason.SHORT_FRAME, f"{len(frame)} bytes, a header needs {HEADER_SIZE}"
             )
-        return cls._make(HEADER_STRUCT.unpack_from(frame))
+        return _tuple_new(cls, _unpack_from(frame))

@@ -8,6 +8,7 @@ turns those into `UnknownMessage` / `InvalidMessage` events instead of raising.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Final, Self, TypeVar
 
@@ -48,10 +49,12 @@ class Message:
     @classmethod
     def decode(cls, payload: bytes) -> Self:
         """Parse a payload; raises DecodeError. Bytes after the last known field are ignored."""
-        return cls(*cls._CODEC.decode(payload))
+        msg: Self = cls._CODEC.decode(payload)
+        return msg
 
 
 MESSAGE_CLASSES: dict[int, type[Message]] = {}
+_DECODERS: dict[int, Callable[[bytes], Message]] = {}
 _M = TypeVar("_M", bound=type[Message])
 
 
@@ -60,8 +63,9 @@ def _register(cls: _M) -> _M:
     wire = [f.name for f in cls._FIELDS]
     if names != wire:
         raise TypeError(f"{cls.__name__}: dataclass fields {names} != wire fields {wire}")
-    cls._CODEC = Codec(cls._FIELDS)
+    cls._CODEC = Codec(cls._FIELDS, cls)
     MESSAGE_CLASSES[int(cls.TYPE)] = cls
+    _DECODERS[int(cls.TYPE)] = cls._CODEC.decode
     return cls
 
 
@@ -279,10 +283,10 @@ UNSIGNED_TYPES: Final = frozenset({MsgType.HELLO, MsgType.ACK})
 
 def decode_message(msg_type: int, payload: bytes) -> Message:
     """Decode a payload of type `msg_type`; DecodeError(UNKNOWN_TYPE) for unknown codes."""
-    cls = MESSAGE_CLASSES.get(msg_type)
-    if cls is None:
+    decode = _DECODERS.get(msg_type)
+    if decode is None:
         raise DecodeError(DecodeReason.UNKNOWN_TYPE, f"no message type 0x{msg_type:02x}")
-    return cls.decode(payload)
+    return decode(payload)
 
 
 def message_fields(msg: Message) -> dict[str, Any]:
