@@ -42,21 +42,27 @@ def _out(text: str) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="cloud-gateway", description=__doc__.split("\n\n")[0])
-    p.add_argument("--config", type=Path, help="gateway TOML file (optional)")
+    # --config is accepted before or after the subcommand (`serve --config gateway.toml`)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, default=argparse.SUPPRESS,
+                        help="gateway TOML file (optional)")
+    p = argparse.ArgumentParser(prog="cloud-gateway", description=__doc__.split("\n\n")[0],
+                                parents=[common])
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve", help="run the HTTP service")
+    sub.add_parser("serve", help="run the HTTP service", parents=[common])
     hubs = sub.add_parser("hubs", help="manage hub credentials").add_subparsers(
         dest="action", required=True)
-    add = hubs.add_parser("add", help="add a hub and print its secret (shown once)")
+    add = hubs.add_parser("add", help="add a hub and print its secret (shown once)",
+                          parents=[common])
     add.add_argument("hub_id")
     add.add_argument("--site", required=True, help="site whose prices the hub sells at")
-    hubs.add_parser("list", help="list hubs")
-    revoke = hubs.add_parser("revoke", help="revoke a hub: its tokens stop working at once")
+    hubs.add_parser("list", help="list hubs", parents=[common])
+    revoke = hubs.add_parser("revoke", help="revoke a hub: its tokens stop working at once",
+                             parents=[common])
     revoke.add_argument("hub_id")
     cat = sub.add_parser("catalog", help="manage the catalog").add_subparsers(
         dest="action", required=True)
-    load = cat.add_parser("load", help="replace the catalog from a TOML file")
+    load = cat.add_parser("load", help="replace the catalog from a TOML file", parents=[common])
     load.add_argument("file", type=Path)
     sub.add_parser("settings", help="list every setting with its variable, default and help")
     sub.add_parser("sandbox", help="run the offline Razorpay sandbox (see its --help)",
@@ -111,7 +117,7 @@ def run(argv: Sequence[str]) -> int:
         return sandbox_run(argv[1:])
     args = _parser().parse_args(argv)
     try:
-        settings = load_settings(args.config)
+        settings = load_settings(getattr(args, "config", None))
     except SettingsError as exc:
         sys.stderr.write(f"cloud-gateway: {exc}\n")
         return 2

@@ -39,7 +39,7 @@ def test_hubs_add_list_revoke(config: Path, tmp_path: Path,
     assert secret not in str(stored) and check_secret(secret, str(stored))
     assert run(["--config", str(config), "hubs", "add", "hub-1", "--site", "x"]) == 1
     assert "already exists" in capsys.readouterr().err
-    assert run(["--config", str(config), "hubs", "list"]) == 0
+    assert run(["hubs", "list", "--config", str(config)]) == 0
     [line] = capsys.readouterr().out.splitlines()
     assert json.loads(line)["hub_id"] == "hub-1" and json.loads(line)["revoked_at"] is None
     assert run(["--config", str(config), "hubs", "revoke", "hub-1"]) == 0
@@ -96,7 +96,7 @@ def test_serve_refuses_to_start_without_secrets(config: Path,
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     try:
-        assert run(["--config", str(config), "serve"]) == 2
+        assert run(["serve", "--config", str(config)]) == 2
     finally:
         root.handlers[:] = handlers
         root.setLevel(level)
