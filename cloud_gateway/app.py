@@ -34,6 +34,7 @@ from .keys import (
     SETTINGS,
 )
 from .metrics import Metrics
+from .money import MONEY_ROUTES, money_ctx
 from .middleware import SPECS, auth_middleware, context_middleware, error_middleware
 from .openapi import build
 from .orders.service import OrderService
@@ -98,12 +99,12 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
     app[AUTH_LIMITER] = RateLimiter(settings.auth_rate_limit_per_s, AUTH_BURST)
     app[SOCKETS] = weakref.WeakSet()
     specs = {}
-    for spec in ALL_ROUTES:
+    for spec in (*ALL_ROUTES, *MONEY_ROUTES):
         app.router.add_route(spec.method, spec.path, spec.handler)
         specs[spec.handler] = spec
     app[SPECS] = specs
-    app[OPENAPI_DOC] = build(ALL_ROUTES)
-    app.cleanup_ctx.extend([_database, _razorpay, _services])
+    app[OPENAPI_DOC] = build((*ALL_ROUTES, *MONEY_ROUTES))
+    app.cleanup_ctx.extend([_database, _razorpay, _services, money_ctx])
     app.on_shutdown.append(close_sockets)
     return app
 
