@@ -72,7 +72,8 @@ logger = logging.getLogger(__name__)
 
 TEST_MASTER_KEY = bytes(range(32))  # docs/architecture.md: the published test master key
 WRONG_MASTER_KEY = bytes(range(255, 223, -1))  # any other key: a board from another site
-DEFAULT_PRODUCTS = ("espresso", "cappuccino", "latte", "water")
+# The product codes of cloud_gateway/examples/catalog.toml.
+DEFAULT_PRODUCTS = ("cappuccino", "espresso", "masala_chai", "water")
 DEFAULT_FW = "simboard-1.0"
 
 

@@ -17,6 +17,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from edge_hub.simboard.board import (
     DEFAULT_FW,
@@ -155,7 +156,8 @@ async def _main(boards: list[SimBoard], steps: list[Step] | None, *, repeat: int
         if steps is not None:
             scripts = asyncio.gather(*(_loop_script(b, steps, repeat, played) for b in boards))
             stopped = asyncio.ensure_future(stop.wait())
-            await asyncio.wait({scripts, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            waiters: set[asyncio.Future[Any]] = {scripts, stopped}
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
             if not scripts.done():
                 scripts.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from qrcode import LUT, base, util
-from qrcode.main import QRCode
+from qrcode import LUT, base, util  # type: ignore[import-untyped]
+from qrcode.main import QRCode  # type: ignore[import-untyped]
 
 MIN_VERSION, MAX_VERSION = 1, 40
 ALPHANUMERIC = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
