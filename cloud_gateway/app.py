@@ -34,8 +34,8 @@ from .keys import (
     SETTINGS,
 )
 from .metrics import Metrics
-from .money import MONEY_ROUTES, money_ctx
 from .middleware import SPECS, auth_middleware, context_middleware, error_middleware
+from .money import MONEY_ROUTES, money_ctx
 from .openapi import build
 from .orders.service import OrderService
 from .ratelimit import RateLimiter

@@ -104,7 +104,7 @@ class Settings:
     rate_limit_per_s: float = setting(50.0, "Sustained requests per second allowed per hub.")
     rate_limit_burst: int = setting(100, "Requests a hub may burst above its sustained rate.")
     auth_rate_limit_per_s: float = setting(
-        2.0, "Token requests per second allowed per client address (burst: 10).")
+        2.0, "Token requests per second allowed per hub id (burst: 10).")
     long_poll_max_s: float = setting(30.0, "Longest wait of GET /hub/commands, in seconds.")
     ws_heartbeat_s: float = setting(20.0, "Idle seconds between WebSocket pings to a hub.")
     commit_max_batch: int = setting(256, "Most write units grouped into one SQLite commit.")

@@ -8,11 +8,12 @@ from aiohttp import web
 from protocol import hub_api as api
 
 from ..http import Empty, RouteSpec, hub_of, json_response, read_json
-from ..keys import AUTH, ORDERS
+from ..keys import AUTH, AUTH_LIMITER, ORDERS
 
 
 async def token(request: web.Request) -> web.Response:
     body = await read_json(request, api.TokenRequest)
+    request.app[AUTH_LIMITER].check(body["hub_id"])  # slows guessing one hub's secret
     return json_response(await request.app[AUTH].issue(body["hub_id"], body["secret"]))
 
 
