@@ -59,7 +59,7 @@ class DecoderStats:
     frames: int = 0  # frames delivered (COBS and CRC good)
     crc_errors: int = 0  # COBS-valid pieces whose CRC did not match
     cobs_errors: int = 0  # pieces that are not valid COBS
-    too_long: int = 0  # pieces longer than MAX_ENCODED (dropped up to the next delimiter)
+    too_long: int = 0  # pieces over MAX_ENCODED, or decoding to more than MAX_RAW bytes
     too_short: int = 0  # valid pieces shorter than header + CRC
     junk_bytes: int = 0  # bytes of every discarded piece, whatever the reason
 
@@ -100,8 +100,13 @@ class FrameDecoder:
                 stats.cobs_errors += 1
                 stats.junk_bytes += n
                 continue
-            if len(raw) < MIN_RAW:
+            m = len(raw)
+            if m < MIN_RAW:
                 stats.too_short += 1
+                stats.junk_bytes += n
+                continue
+            if m > MAX_RAW:  # COBS overhead depends on the zeros: check the decoded length too
+                stats.too_long += 1
                 stats.junk_bytes += n
                 continue
             if crc32(raw) != RESIDUE:

@@ -121,6 +121,7 @@ class Link:
         self._guard = ReplayGuard()
         self._retired: deque[int] = deque(maxlen=RETIRED_EPOCHS)
         self._out: list[bytes] = []
+        self._ack_slot: int | None = None  # index in _out of a pure ACK not yet taken
         self._need_ack = False
         self._dir_flag = _FROM_HUB if role is Role.HUB else 0
         self._c: dict[str, int] = dict.fromkeys(LinkStats.__slots__, 0)
@@ -179,6 +180,7 @@ class Link:
             return b""
         out = b"".join(self._out)
         self._out.clear()
+        self._ack_slot = None
         return out
 
     def next_timeout(self) -> float | None:
@@ -362,11 +364,21 @@ class Link:
         else:
             header = self._header(mtype, _RELIABLE, p.seq)
             body = p.payload
+        if self._ack_slot is not None and self.peer_epoch:
+            # This frame carries a newer ACK: the pure ACK still waiting is redundant.
+            self._out[self._ack_slot] = b""
+            self._ack_slot = None
+            self._c["frames_tx"] -= 1
         self._out.append(encode_frame(header + body))
         self._c["frames_tx"] += 1
         self._need_ack = False
 
     def _send_pure_ack(self) -> None:
-        self._out.append(encode_frame(self._header(MsgType.ACK, 0, 0)))
-        self._c["frames_tx"] += 1
+        frame = encode_frame(self._header(MsgType.ACK, 0, 0))
         self._need_ack = False
+        if self._ack_slot is not None:
+            self._out[self._ack_slot] = frame  # coalesce: only the newest ACK matters
+            return
+        self._ack_slot = len(self._out)
+        self._out.append(frame)
+        self._c["frames_tx"] += 1

@@ -128,3 +128,18 @@ def test_short_and_crc_errors_are_counted_separately() -> None:
     assert dec.feed(short + bad_crc + b"\x00\x01\x00") == []
     assert dec.stats.too_short == 2  # "abc" and the empty frame that b"\x01" encodes
     assert dec.stats.crc_errors == 1
+
+
+def test_decoded_length_is_checked_even_when_the_encoding_fits() -> None:
+    from cobs.cobs import encode
+
+    from protocol.framing import MAX_FRAME
+
+    # One body byte too many, full of zeros: COBS adds only one byte, so the encoded piece is
+    # within MAX_ENCODED, yet the frame is too long.
+    frame = bytes(HEADER_SIZE) + bytes(MAX_BODY + 1)
+    piece = encode(append_crc(frame))
+    assert len(frame) == MAX_FRAME + 1 and len(piece) <= MAX_ENCODED
+    dec = FrameDecoder()
+    assert dec.feed(b"\x00" + piece + b"\x00") == []
+    assert dec.stats.too_long == 1
