@@ -18,6 +18,17 @@ PASSWORD = "correct horse battery"
 # Cheap scrypt cost for test accounts (the cost is read from the hash); the default is 2**14.
 TEST_N = 2**10
 REMOTE_HEADER = "X-Test-Remote"
+ERROR_KEYS = {"code", "message", "status", "details", "request_id"}
+
+
+async def error_of(response: Any, status: int) -> dict[str, Any]:
+    assert response.status == status, await response.text()
+    body = await response.json()
+    assert set(body) == {"error"} and set(body["error"]) == ERROR_KEYS
+    assert body["error"]["status"] == status
+    assert response.headers["X-Request-Id"] == body["error"]["request_id"]
+    error: dict[str, Any] = body["error"]
+    return error
 
 
 @pytest.fixture(scope="session")

@@ -10,20 +10,8 @@ from aiohttp.test_utils import TestClient
 
 from edge_hub.status import StatusSettings, TechUser, create_status_app
 
-from .conftest import PASSWORD, REMOTE_HEADER, Tech, login, with_test_remote
+from .conftest import PASSWORD, REMOTE_HEADER, Tech, error_of, login, with_test_remote
 from .fake_hub import FakeHub
-
-ERROR_KEYS = {"code", "message", "status", "details", "request_id"}
-
-
-async def error_of(response: Any, status: int) -> dict[str, Any]:
-    assert response.status == status, await response.text()
-    body = await response.json()
-    assert set(body) == {"error"} and set(body["error"]) == ERROR_KEYS
-    assert body["error"]["status"] == status
-    assert response.headers["X-Request-Id"] == body["error"]["request_id"]
-    error: dict[str, Any] = body["error"]
-    return error
 
 
 async def test_without_a_session_only_the_login_page_is_served(
