@@ -121,11 +121,15 @@ class Refunds:
         """Attempt the refund of `payment_id` in the background (after a commit)."""
         self._spawn(self._attempt_logged(payment_id))
 
-    async def aclose(self) -> None:
-        """Stop taking work; wait for attempts in flight (each is short: SDK timeouts)."""
-        self._closed = True
+    async def idle(self) -> None:
+        """Wait until no refund attempt is in flight (each is short: SDK timeouts)."""
         while self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def aclose(self) -> None:
+        """Stop taking work; wait for attempts in flight."""
+        self._closed = True
+        await self.idle()
 
     # --- creating refunds ---------------------------------------------------------------------
     def create_tx(self, tx: Tx, payment_id: str, order_id: str | None, amount: int,
