@@ -8,7 +8,8 @@ rules (see docs/protocol.md, "Transport"):
 * At most `window` frames are unacknowledged. A cumulative ACK `a` acknowledges every frame up
   to and including `a`; ACKs for frames not in flight are ignored.
 * The oldest unacknowledged frame has a retransmission deadline. When it passes, every frame in
-  flight is resent (go-back-N) and the timeout doubles; after `max_retries` resends the sender
+  flight is resent (go-back-N) and the timeout doubles (up to `max_backoff` times the first);
+  after `max_retries` resends the sender
   gives up (SendFailed) and starts a new epoch.
 * The receiver delivers only the next expected seq; anything else is a duplicate (behind) or out
   of order (ahead), dropped and answered with an ACK of what it has.
@@ -37,6 +38,7 @@ class TransportConfig:
 
     window: int = 4  # reliable frames in flight
     max_retries: int = 5  # resends of the oldest frame before SendFailed
+    max_backoff: int = 8  # the timeout doubles per retry up to this multiple of rto0
     rto_slack_s: float = 0.05  # fixed allowance: USB latency timers, OS scheduling, peer work
     queue_limit: int = 32  # messages queued or in flight before send() raises LinkError
 
@@ -45,6 +47,8 @@ class TransportConfig:
             raise ValueError(f"window must be 1..{HALF_SEQ - 1}, got {self.window}")
         if self.max_retries < 0:
             raise ValueError("max_retries must be >= 0")
+        if self.max_backoff < 1:
+            raise ValueError("max_backoff must be >= 1")
         if self.rto_slack_s < 0:
             raise ValueError("rto_slack_s must be >= 0")
         if self.queue_limit < self.window:
@@ -69,7 +73,7 @@ def base_rto(baud: int, inflight_wire_bytes: int, slack_s: float) -> float:
     """First retransmission timeout for the oldest frame in flight.
 
     rto0 = slack + (in-flight wire bytes + one ACK + one maximum frame the peer may be sending
-    first) * 10 / baud. Retry k waits rto0 * 2^k.
+    first) * 10 / baud. Retry k waits rto0 * min(2^k, max_backoff).
     """
     return slack_s + (inflight_wire_bytes + ACK_WIRE + MAX_WIRE) * byte_time(baud)
 
@@ -106,7 +110,8 @@ class TxWindow:
 
     def rto(self) -> float:
         inflight = sum(p.wire_len for p in self.in_flight)
-        return base_rto(self.baud, inflight, self.config.rto_slack_s) * (1 << self.retries)
+        backoff = min(1 << min(self.retries, 30), self.config.max_backoff)
+        return base_rto(self.baud, inflight, self.config.rto_slack_s) * backoff
 
     def take_next(self, now: float) -> Pending:
         """Move the head of the queue into flight with the next seq."""

@@ -240,3 +240,22 @@ def test_invalid_payload_is_reported_not_raised() -> None:
 def test_uid_and_header_size_constants() -> None:
     assert len(UID) == 12 and HEADER_SIZE == 16
     assert Cancel("A", CancelReason.EXPIRED).TYPE == MsgType.CANCEL
+
+
+def test_backoff_doubles_then_caps() -> None:
+    cfg = TransportConfig(max_retries=6, max_backoff=4)
+    p = Pair(config=cfg)
+    p.handshake()
+    p.board.send(Log(20, 1, "x"), p.now)
+    p.board.data_to_send()
+    gaps = []
+    last = p.now
+    for _ in range(cfg.max_retries):
+        t = p.board.next_timeout()
+        assert t is not None
+        gaps.append(t - last)
+        last = t
+        assert p.board.handle_timeout(t) == []
+        p.board.data_to_send()
+    ratios = [round(g / gaps[0], 6) for g in gaps]
+    assert ratios == [1, 2, 4, 4, 4, 4]
