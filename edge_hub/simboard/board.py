@@ -384,7 +384,11 @@ class SimBoard:
         if self._link is None:
             return  # powered off: the UART is dead
         data = self._rx_noise.apply(data)
-        self._handle(self._link.receive_data(data, time.monotonic()))
+        pending = self._link.pending
+        events = self._link.receive_data(data, time.monotonic())
+        self._handle(events)
+        if not events and self._link is not None and self._link.pending < pending:
+            self._notify()  # only ACKs came in, but they made room in the send queue
         self._service()
 
     def _service(self) -> None:
