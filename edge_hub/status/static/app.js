@@ -281,9 +281,9 @@
     const s = {};
     const slot = (name, tag = "dd") => (s[name] = el(tag));
     s.title = el("h3", { class: "mono" });
-    s.link = el("span");
-    s.service = el("span");
-    s.vend = el("span");
+    s.link = el("span", { class: "link" });
+    s.service = el("span", { class: "service" });
+    s.vend = el("span", { class: "vend" });
     const facts = el("dl", { class: "kv" },
       el("dt", { text: "Port" }), slot("port"),
       el("dt", { text: "Link" }), slot("linkText"),
