@@ -64,7 +64,8 @@ async def api_events(request: web.Request) -> web.StreamResponse:
 
 async def close_streams(app: web.Application) -> None:
     """on_shutdown: end every live stream so the hub does not wait for them."""
-    for task in list(app[STREAMS]):
+    streams = app[STREAMS]
+    for task in tuple(streams):
         task.cancel()
 
 

@@ -17,7 +17,7 @@ LIMITER = web.AppKey("status_login_limiter", LoginLimiter)
 # Password checks run in threads; this bounds how many run at once (scrypt uses 16 MiB each).
 VERIFY_SLOTS = web.AppKey("status_verify_slots", asyncio.Semaphore)
 # Live event streams, cancelled at shutdown so the hub stops promptly.
-STREAMS = web.AppKey("status_streams", set[asyncio.Task[None]])
+STREAMS: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("status_streams")
 
 # Request-scoped: the Session of a logged-in technician, and the id every answer carries.
 REQUEST_SESSION = web.RequestKey("status_session", Session)
