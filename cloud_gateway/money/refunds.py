@@ -357,24 +357,29 @@ class Refunds:
             return live[0]
         return None
 
-    async def _record_error(self, row: sqlite3.Row, exc: RazorpayError) -> RefundState:
+    def _record_error_tx(self, tx: Tx, row: sqlite3.Row, exc: RazorpayError) -> RefundState:
         payment_id = row["payment_id"]
+        now_row = tx.one("SELECT state FROM refunds WHERE payment_id = ?", (payment_id,))
+        current = RefundState(now_row["state"]) if now_row else R.PROCESSED
+        if current not in (R.QUEUED, R.UNKNOWN):
+            return current  # a webhook settled it while we were asking: keep that
         attempts = row["attempts"] + 1
+        error = exc.message[:500]
         if exc.kind == "refused":
             log.error("%s refund refused by Razorpay; an operator must settle payment %s: %s",
                       ALERT, payment_id, exc.message,
                       extra={"payment_id": payment_id, "order_id": row["order_id"]})
-            await self._db.write(lambda tx: self._move_tx(
-                tx, payment_id, R.REFUSED, attempts=attempts, last_error=exc.message[:500]))
+            self._move_tx(tx, payment_id, R.REFUSED, attempts=attempts, last_error=error)
             return R.REFUSED
-        delay = self._backoff(attempts - 1)
         if attempts == self._alert_after:
             log.error("%s refund of payment %s still unsettled after %d attempts: %s", ALERT,
                       payment_id, attempts, exc.message, extra={"payment_id": payment_id})
-        await self._db.write(lambda tx: self._move_tx(
-            tx, payment_id, R.UNKNOWN, attempts=attempts, last_error=exc.message[:500],
-            next_attempt_at=int(self._clock() + delay)))
+        self._move_tx(tx, payment_id, R.UNKNOWN, attempts=attempts, last_error=error,
+                      next_attempt_at=int(self._clock() + self._backoff(attempts - 1)))
         return R.UNKNOWN
+
+    async def _record_error(self, row: sqlite3.Row, exc: RazorpayError) -> RefundState:
+        return await self._db.write(lambda tx: self._record_error_tx(tx, row, exc))
 
     async def sync_pending(self, payment_id: str) -> None:
         """A pending refund whose webhook may be lost: read its state from Razorpay."""

@@ -1,0 +1,201 @@
+"""The reconciler: lost webhooks, Razorpay faults during refunds, restarts, unknown outcomes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+
+from cloud_gateway.keys import DB, SETTINGS
+from cloud_gateway.money import refund_key
+
+from .conftest import PRICE, WEBHOOK_SECRET, Gateway, GatewayFactory
+from .test_webhooks import sign
+
+
+async def late_payment(gw: Gateway, faults: dict[str, Any] | None = None,
+                       **webhooks: Any) -> tuple[dict[str, Any], str]:
+    """An order that expired, then a payment on its closed QR (a refund case); `faults` are
+    set just before the payment, so the refund is the first Razorpay call they hit."""
+    order = await gw.paying_order()
+    gw.clock.now = order["payment"]["close_by"] + 1
+    await gw.reconcile()
+    assert (await gw.order(order["order_id"]))["state"] == "expired"
+    body: dict[str, Any] = {"webhooks": webhooks} if webhooks else {}
+    if faults:
+        await gw.sandbox.faults(**faults)
+    result = await gw.sandbox.pay(order["payment"]["qr_id"], **body)
+    return order, result["payments"][0]["id"]
+
+
+async def test_dropped_webhook_is_found_by_polling(gw: Gateway) -> None:
+    order = await gw.paying_order()
+    paid = await gw.sandbox.pay(order["payment"]["qr_id"], webhooks={"drop": True})
+    await gw.settle()
+    assert (await gw.order(order["order_id"]))["state"] == "payment_pending"
+    report = await gw.reconcile()
+    assert report.polled == 1 and report.payments_seen == 1
+    assert (await gw.order(order["order_id"]))["state"] == "paid"
+    [payment] = gw.payments()
+    assert payment["payment_id"] == paid["payments"][0]["id"] and payment["source"] == "poll"
+    assert [c["type"] for c in await gw.commands()] == ["payment_confirmed"]
+    await gw.reconcile()  # polling again changes nothing
+    assert len(await gw.commands()) == 1 and gw.refunds() == []
+
+
+async def test_background_pass_finds_a_dropped_webhook(start_gateway: GatewayFactory) -> None:
+    gw: Gateway = await start_gateway(reconcile_interval_s=0.05)
+    order = await gw.paying_order()
+    await gw.sandbox.pay(order["payment"]["qr_id"], webhooks={"drop": True})
+    async with asyncio.timeout(5):
+        while (await gw.order(order["order_id"]))["state"] != "paid":
+            await asyncio.sleep(0.02)
+
+
+async def test_late_payment_with_dropped_webhook_is_refunded_by_polling(gw: Gateway) -> None:
+    _, payment_id = await late_payment(gw, drop=True)
+    await gw.settle()
+    assert gw.payments() == []
+    await gw.reconcile()
+    [refund] = (await gw.sandbox.ledger())["refunds"]
+    assert refund["payment_id"] == payment_id and refund["amount"] == PRICE
+
+
+async def test_5xx_during_refund_is_retried_with_the_same_key(gw: Gateway) -> None:
+    _, payment_id = await late_payment(gw, dict(api_error_next=1, api_error_kind="server"))
+    await gw.settle()
+    [row] = gw.refunds()
+    assert row["state"] == "unknown" and row["attempts"] == 1
+    assert (await gw.sandbox.ledger())["refunds"] == []
+    gw.clock.now += 10  # not due yet: the backoff holds
+    assert (await gw.reconcile()).refunds_tried == 0
+    gw.clock.now = row["next_attempt_at"]
+    assert (await gw.reconcile()).refunds_tried == 1
+    [refund] = (await gw.sandbox.ledger())["refunds"]
+    assert refund["payment_id"] == payment_id
+    assert refund["notes"]["refund_key"] == refund_key(payment_id, 1)
+    [row] = gw.refunds()
+    assert row["state"] == "processed" and row["idempotency_key"] == refund_key(payment_id, 1)
+    await gw.reconcile()
+    assert len((await gw.sandbox.ledger())["refunds"]) == 1
+
+
+@pytest.mark.parametrize("kind", ["gateway", "html"])
+async def test_other_5xx_shapes_during_refund_settle_once(gw: Gateway, kind: str) -> None:
+    _, payment_id = await late_payment(gw, dict(api_error_next=1, api_error_kind=kind))
+    await gw.settle()
+    gw.clock.now = gw.refunds()[0]["next_attempt_at"]
+    await gw.reconcile()
+    [refund] = (await gw.sandbox.ledger())["refunds"]
+    assert refund["payment_id"] == payment_id and gw.refunds()[0]["state"] == "processed"
+
+
+async def test_timeout_after_the_refund_was_made_is_adopted_not_repeated(gw: Gateway) -> None:
+    # answers after the effect, later than razorpay_timeout_s (0.5)
+    _, payment_id = await late_payment(gw, dict(api_slow_next=1, api_slow_s=0.8))
+    await gw.settle()
+    [refund] = (await gw.sandbox.ledger())["refunds"]
+    [row] = gw.refunds()
+    assert row["refund_id"] == refund["id"] and row["state"] == "processed"
+    await gw.reconcile()
+    assert len((await gw.sandbox.ledger())["refunds"]) == 1
+
+
+async def test_timeout_and_failed_listing_leave_unknown_then_settle_once(gw: Gateway) -> None:
+    order = await gw.paying_order()
+    gw.clock.now = order["payment"]["close_by"] + 1
+    await gw.reconcile()
+    # no webhooks from here on (so refund.processed cannot settle it); we deliver the payment
+    gw.sandbox.runtime.reconfigure({"webhook_url": None})
+    paid = await gw.sandbox.pay(order["payment"]["qr_id"])
+    raw = gw.sandbox.runtime.webhooks.event_body(paid["event_ids"][0])
+    assert raw is not None
+    await gw.sandbox.faults(api_slow_next=2, api_slow_s=0.8)  # the refund and the listing
+    resp = await gw.client.post("/webhooks/razorpay", data=raw, headers={
+        "X-Razorpay-Event-Id": paid["event_ids"][0],
+        "X-Razorpay-Signature": sign(WEBHOOK_SECRET, raw)})
+    assert resp.status == 200
+    await gw.settle()
+    [row] = gw.refunds()
+    assert row["state"] == "unknown" and row["refund_id"] is None
+    assert len((await gw.sandbox.ledger())["refunds"]) == 1  # it did go through
+    gw.clock.now = row["next_attempt_at"]
+    await gw.reconcile()
+    [refund] = (await gw.sandbox.ledger())["refunds"]
+    [row] = gw.refunds()
+    assert row["state"] == "processed" and row["refund_id"] == refund["id"]
+
+
+async def test_a_webhook_settling_the_refund_first_is_not_regressed(gw: Gateway) -> None:
+    # the refund times out, so does the listing; meanwhile refund.processed arrives
+    _, payment_id = await late_payment(gw, dict(api_slow_next=2, api_slow_s=0.8))
+    await gw.settle()
+    [row] = gw.refunds()
+    assert row["state"] == "processed" and row["attempts"] == 0
+    [refund] = (await gw.sandbox.ledger())["refunds"]
+    assert row["refund_id"] == refund["id"] and refund["payment_id"] == payment_id
+
+
+async def test_refund_is_never_issued_twice_across_restarts(
+        start_gateway: GatewayFactory) -> None:
+    gw: Gateway = await start_gateway()
+    _, payment_id = await late_payment(gw, dict(api_error_next=1))
+    await gw.settle()
+    due = gw.refunds()[0]["next_attempt_at"]
+    await start_gateway.stop(gw)  # type: ignore[attr-defined]
+    for _ in range(2):
+        gw.clock.now = due
+        gw = await start_gateway()
+        await gw.reconcile()  # the start pass already ran; one more changes nothing
+        await start_gateway.stop(gw)  # type: ignore[attr-defined]
+    gw = await start_gateway()
+    await gw.settle()
+    [refund] = (await gw.sandbox.ledger())["refunds"]
+    assert refund["payment_id"] == payment_id
+    assert [r["state"] for r in gw.refunds()] == ["processed"]
+
+
+async def test_event_persisted_but_not_processed_is_recovered_at_start(
+        start_gateway: GatewayFactory) -> None:
+    gw: Gateway = await start_gateway()
+    order = await gw.paying_order()
+    paid = await gw.sandbox.pay(order["payment"]["qr_id"], webhooks={"drop": True})
+    raw = gw.sandbox.runtime.webhooks.event_body(paid["event_ids"][0])
+    assert raw is not None
+    # what a crash right after the inbox insert leaves behind
+    await gw.app[DB].write(lambda tx: tx.execute(
+        "INSERT INTO webhook_inbox (event_id, event, raw, headers, received_ts) "
+        "VALUES (?, 'qr_code.credited', ?, '{}', ?)", (paid["event_ids"][0], raw, tx.now)))
+    await start_gateway.stop(gw)  # type: ignore[attr-defined]
+    gw = await start_gateway()
+    await gw.settle()
+    async with asyncio.timeout(5):
+        while gw.q("SELECT 1 FROM webhook_inbox WHERE processed_ts IS NULL"):
+            await asyncio.sleep(0.02)
+    assert (await gw.order(order["order_id"]))["state"] == "paid"
+    assert gw.payments()[0]["source"] == "webhook"
+
+
+async def test_unknown_outcome_is_flagged_after_the_deadline_not_refunded(
+        gw: Gateway, caplog: pytest.LogCaptureFixture) -> None:
+    order = await gw.paying_order()
+    await gw.sandbox.pay(order["payment"]["qr_id"])
+    await gw.settle()
+    await gw.call("POST", f"/orders/{order['order_id']}/dispense")
+    paid_at = gw.q("SELECT paid_at FROM orders")[0]["paid_at"]
+    deadline = gw.app[SETTINGS].unknown_outcome_deadline_s
+    assert deadline == 86400  # the default: 24 h
+    gw.clock.now = paid_at + deadline - 60  # the hub is quiet, but not for long enough
+    assert (await gw.reconcile()).flagged == 0
+    assert gw.state(order["order_id"]) == "dispensing"
+    gw.clock.now = paid_at + deadline + 1
+    with caplog.at_level(logging.ERROR):
+        assert (await gw.reconcile()).flagged == 1
+    assert gw.state(order["order_id"]) == "flagged"
+    alerts = [r.getMessage() for r in caplog.records if r.getMessage().startswith("ALERT")]
+    assert len(alerts) == 1 and order["order_id"] in alerts[0]
+    assert (await gw.sandbox.ledger())["refunds"] == [] and gw.refunds() == []
+    await gw.reconcile()  # flagged once
+    assert (await gw.sandbox.ledger())["refunds"] == []

@@ -1,0 +1,142 @@
+"""Every refund case of INVARIANTS rule 3, once each (rule 4), checked in the sandbox's ledger."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cloud_gateway.money import REFUNDS, refund_key
+
+from .conftest import PRICE, Gateway
+
+
+async def paid(gw: Gateway, key: str = "o1", quantity: int = 1) -> tuple[dict[str, Any], str]:
+    order = await gw.paying_order(key, quantity)
+    result = await gw.sandbox.pay(order["payment"]["qr_id"])
+    await gw.settle()
+    assert (await gw.order(order["order_id"]))["state"] == "paid"
+    return order, result["payments"][0]["id"]
+
+
+def only_refund(ledger: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    [refund] = ledger["refunds"]
+    return refund
+
+
+async def test_vend_failed_is_refunded_in_full(gw: Gateway) -> None:
+    order, payment_id = await paid(gw)
+    await gw.call("POST", f"/orders/{order['order_id']}/fail", {"reason": "motor jam",
+                                                                 "dispensed": 0})
+    await gw.settle()
+    assert (await gw.order(order["order_id"]))["state"] == "refunded"
+    refund = only_refund(await gw.sandbox.ledger())
+    assert refund["payment_id"] == payment_id and refund["amount"] == PRICE
+    assert refund["status"] == "processed"
+    assert refund["notes"]["refund_key"] == refund_key(payment_id, 1)
+    [row] = gw.refunds()
+    assert row["state"] == "processed" and row["reason"] == "vend_failed"
+    assert row["refund_id"] == refund["id"] and row["idempotency_key"] == refund_key(payment_id, 1)
+    states = [r["to_state"] for r in gw.q(
+        "SELECT to_state FROM order_audit WHERE order_id = ? ORDER BY id", (order["order_id"],))]
+    assert states[-3:] == ["failed", "refund_pending", "refunded"]
+
+
+async def test_vend_never_started_is_refunded(gw: Gateway) -> None:
+    order, payment_id = await paid(gw)
+    result = await gw.call("POST", "/hub/events", {"events": [{
+        "id": "ev-not-vended-1", "type": "vend_result", "board_uid": order["board_uid"],
+        "order_id": order["order_id"], "at": {"wall": gw.clock(), "synced": True},
+        "data": {"outcome": "not_vended", "dispensed": 0, "reason": "deadline passed"}}]})
+    assert result["results"][0]["status"] == "applied", result
+    await gw.settle()
+    assert (await gw.order(order["order_id"]))["state"] == "refunded"
+    assert only_refund(await gw.sandbox.ledger())["payment_id"] == payment_id
+
+
+async def test_partial_vend_refunds_the_units_not_dispensed(gw: Gateway) -> None:
+    order, payment_id = await paid(gw, quantity=2)
+    await gw.call("POST", f"/orders/{order['order_id']}/fail", {"reason": "ran out",
+                                                                 "dispensed": 1})
+    await gw.settle()
+    refund = only_refund(await gw.sandbox.ledger())
+    assert refund["amount"] == order["amount"] // 2 == PRICE
+    assert (await gw.order(order["order_id"]))["state"] == "refunded"
+
+
+async def test_paid_after_expiry_is_refunded_and_the_hub_told(gw: Gateway) -> None:
+    order = await gw.paying_order()
+    qr_id = order["payment"]["qr_id"]
+    gw.clock.now = order["payment"]["close_by"] + 1
+    report = await gw.reconcile()
+    assert report.expired == 1
+    assert (await gw.order(order["order_id"]))["state"] == "expired"
+    [cmd] = await gw.commands()
+    assert cmd["type"] == "order_cancelled" and cmd["data"] == {"reason": "expired"}
+    ledger_qr = gw.sandbox.runtime.store.qr(qr_id)
+    assert ledger_qr["status"] == "closed" and ledger_qr["close_reason"] == "on_demand"
+    # the customer's app still pays the closed QR: a late webhook
+    late = await gw.sandbox.pay(qr_id)
+    await gw.settle()
+    refund = only_refund(await gw.sandbox.ledger())
+    assert refund["payment_id"] == late["payments"][0]["id"] and refund["amount"] == PRICE
+    assert gw.payments()[0]["disposition"] == "refund_late"
+    assert (await gw.order(order["order_id"]))["state"] == "expired"
+    assert len(await gw.commands()) == 1  # no payment_confirmed: no vend
+
+
+async def test_paid_after_cancel_is_refunded(gw: Gateway) -> None:
+    order = await gw.paying_order()
+    await gw.call("POST", f"/orders/{order['order_id']}/cancel", {"reason": "customer"})
+    await gw.settle()
+    late = await gw.sandbox.pay(order["payment"]["qr_id"])
+    await gw.settle()
+    assert only_refund(await gw.sandbox.ledger())["payment_id"] == late["payments"][0]["id"]
+    assert (await gw.order(order["order_id"]))["state"] == "cancelled"
+    assert await gw.commands() == []
+
+
+async def test_double_payment_keeps_one_and_refunds_the_other(gw: Gateway) -> None:
+    order = await gw.paying_order()
+    result = await gw.sandbox.pay(order["payment"]["qr_id"], times=2)
+    first, second = (p["id"] for p in result["payments"])
+    await gw.settle()
+    fresh = await gw.order(order["order_id"])
+    assert fresh["state"] == "paid"
+    dispositions = {p["payment_id"]: p["disposition"] for p in gw.payments()}
+    assert dispositions == {first: "applied", second: "refund_duplicate"}
+    ledger = await gw.sandbox.ledger()
+    assert only_refund(ledger)["payment_id"] == second
+    assert {p["id"]: p["status"] for p in ledger["payments"]} == {first: "captured",
+                                                                 second: "refunded"}
+    assert [c["type"] for c in await gw.commands()] == ["payment_confirmed"]
+    assert (await gw.call("POST", f"/orders/{order['order_id']}/dispense"))["state"] == \
+        "dispensing"
+
+
+async def test_wrong_amount_is_refunded_and_never_vended(gw: Gateway) -> None:
+    order = await gw.paying_order()
+    result = await gw.sandbox.pay(order["payment"]["qr_id"], amount=PRICE - 1)
+    await gw.settle()
+    refund = only_refund(await gw.sandbox.ledger())
+    assert refund["payment_id"] == result["payments"][0]["id"] and refund["amount"] == PRICE - 1
+    assert gw.payments()[0]["disposition"] == "refund_amount_mismatch"
+    assert (await gw.order(order["order_id"]))["state"] == "cancelled"
+    [cmd] = await gw.commands()
+    assert cmd["type"] == "order_cancelled" and cmd["data"] == {"reason": "payment_failed"}
+    await gw.call("POST", f"/orders/{order['order_id']}/dispense", expect=409)
+
+
+async def test_refund_processed_webhook_finishes_a_pending_refund(gw: Gateway) -> None:
+    gw.sandbox.runtime.reconfigure({"refund_process_after_s": 0.2})
+    order, payment_id = await paid(gw)
+    await gw.call("POST", f"/orders/{order['order_id']}/fail", {"reason": "jam",
+                                                                 "dispensed": 0})
+    await gw.app[REFUNDS].idle()
+    assert [r["state"] for r in gw.refunds()] == ["pending"]  # Razorpay has it, not yet done
+    assert (await gw.order(order["order_id"]))["state"] == "refund_pending"
+    await gw.settle()
+    assert (await gw.order(order["order_id"]))["state"] == "refunded"
+    events = [r["event"] for r in gw.q("SELECT event FROM webhook_inbox ORDER BY id")]
+    assert events[-1] == "refund.processed"
+    [row] = gw.refunds()
+    assert row["state"] == "processed"
+    assert only_refund(await gw.sandbox.ledger())["status"] == "processed"
