@@ -104,7 +104,12 @@ async def api_orders(request: web.Request) -> web.StreamResponse:
             {"invalid": {"state": "1..32 of [a-z_]"}},
         )
     limit = _limit(query, DEFAULT_ORDERS_LIMIT, request.app[SETTINGS].orders_limit_max)
-    orders = await request.app[VIEW].orders(board_uid=board_uid, state=state, limit=limit)
+    try:
+        orders = await request.app[VIEW].orders(board_uid=board_uid, state=state, limit=limit)
+    except ValueError as exc:  # the hub names what it cannot filter on, e.g. an unknown state
+        raise StatusError(
+            400, "validation_error", str(exc), {"invalid": {"state": str(exc)}}
+        ) from None
     return _json({"orders": orders})
 
 

@@ -11,8 +11,6 @@ from typing import Any
 
 from aiohttp import web
 
-from protocol.hub_api import OrderState
-
 from .assets import asset_text
 from .auth import Session, dummy_hash, verify_password
 from .errors import StatusError
@@ -125,7 +123,6 @@ def session_body(request: web.Request, session: Session) -> dict[str, Any]:
         "user": session.user,
         "csrf_token": session.csrf_token,
         "expires_in_s": int(request.app[SESSIONS].remaining_s(session)),
-        "order_states": [s.value for s in OrderState],
     }
 
 

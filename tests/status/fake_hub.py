@@ -11,6 +11,9 @@ JsonDict = dict[str, Any]
 UPI_URI = "upi://pay?pa=vendsite@razorpay&pn=Vending&tr={order_id}&am={rupees}&cu=INR"
 
 
+KNOWN_STATES = frozenset({"awaiting_payment", "payment_pending", "paid", "dispensing", "fulfilled"})
+
+
 def board_uid(n: int) -> str:
     return f"{n:024x}"
 
@@ -160,6 +163,8 @@ class FakeHub:
         self, *, board_uid: str | None = None, state: str | None = None, limit: int = 100
     ) -> list[JsonDict]:
         self.calls.append(("orders", (board_uid, state, limit)))
+        if state is not None and state not in KNOWN_STATES:
+            raise ValueError(f"unknown order state {state!r}")  # like the hub
         rows = [
             o
             for o in self._orders.values()

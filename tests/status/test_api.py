@@ -70,6 +70,11 @@ async def test_orders_filters_go_to_the_view(tech: Tech, hub: FakeHub) -> None:
     assert hub.calls[-1] == ("orders", (None, None, 100))
 
 
+async def test_a_state_the_hub_does_not_know_is_a_400(tech: Tech) -> None:
+    error = await error_of(await tech.client.get("/api/orders?state=teleported"), 400)
+    assert error["message"] == "unknown order state 'teleported'"
+
+
 @pytest.mark.parametrize(
     ("query", "field"),
     [

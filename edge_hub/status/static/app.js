@@ -9,7 +9,6 @@
     csrf: "",
     overview: null,
     boards: [],
-    orderStates: [],
     seenStates: new Set(),
     liveUpdates: 0,
     pingS: 15,
@@ -440,7 +439,8 @@
   function renderStateFilter() {
     const select = $("f-state");
     const current = select.value;
-    const all = [...new Set([...state.orderStates, ...state.seenStates])].sort();
+    if (current) state.seenStates.add(current);
+    const all = [...state.seenStates].sort();
     select.replaceChildren(el("option", { value: "", text: "all states" }), ...all.map((s) => el("option", { value: s, text: s })));
     select.value = current;
   }
@@ -531,7 +531,13 @@
       armWatchdog();
       refreshAll(); // catch up on whatever changed while disconnected
     });
-    source.addEventListener("ping", () => { setLive(true); armWatchdog(); });
+    source.addEventListener("ping", () => {
+      setLive(true);
+      armWatchdog();
+      // quiet for a while: refresh what ages without events (uptime, outbox age, last seen)
+      loadOverview();
+      loadBoards();
+    });
     source.addEventListener("change", (ev) => {
       armWatchdog();
       let change = {};
@@ -562,7 +568,6 @@
   async function start() {
     const session = await api("api/session");
     state.csrf = session.csrf_token;
-    state.orderStates = session.order_states || [];
     $("bundle-csrf").value = state.csrf;
     $("user").textContent = session.user;
     renderStateFilter();
