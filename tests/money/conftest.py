@@ -115,7 +115,7 @@ def settings(tmp_path: Path, sandbox: Sandbox) -> Settings:
 class Gateway:
     """A running gateway plus helpers that speak its HTTP API as hub `HUB`."""
 
-    def __init__(self, client: TestClient, sandbox: Sandbox, clock: FakeClock) -> None:
+    def __init__(self, client: TestClient[Any, Any], sandbox: Sandbox, clock: FakeClock) -> None:
         self.client = client
         self.sandbox = sandbox
         self.clock = clock
@@ -123,7 +123,9 @@ class Gateway:
 
     @property
     def app(self) -> web.Application:
-        return self.client.app  # type: ignore[return-value]
+        app = self.client.app
+        assert isinstance(app, web.Application)
+        return app
 
     @property
     def webhook_url(self) -> str:
@@ -203,7 +205,7 @@ def clock() -> FakeClock:
 async def start_gateway(settings: Settings, sandbox: Sandbox,
                         clock: FakeClock) -> AsyncIterator[GatewayFactory]:
     """Start (or restart, on the same data dir) a gateway that the sandbox delivers to."""
-    clients: list[TestClient] = []
+    clients: list[TestClient[Any, Any]] = []
 
     async def start(**overrides: Any) -> Gateway:
         app = create_app(replace(settings, **overrides), clock=clock)

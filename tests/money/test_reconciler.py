@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -49,9 +48,10 @@ async def test_background_pass_finds_a_dropped_webhook(start_gateway: GatewayFac
     gw: Gateway = await start_gateway(reconcile_interval_s=0.05)
     order = await gw.paying_order()
     await gw.sandbox.pay(order["payment"]["qr_id"], webhooks={"drop": True})
-    async with asyncio.timeout(5):
-        while (await gw.order(order["order_id"]))["state"] != "paid":
-            await asyncio.sleep(0.02)
+    # the hub's long-poll answers as soon as the reconciler has made the order paid
+    batch = await gw.call("GET", "/hub/commands?after=0&wait=5")
+    assert [c["type"] for c in batch["commands"]] == ["payment_confirmed"]
+    assert (await gw.order(order["order_id"]))["state"] == "paid"
 
 
 async def test_late_payment_with_dropped_webhook_is_refunded_by_polling(gw: Gateway) -> None:
@@ -97,6 +97,7 @@ async def test_timeout_after_the_refund_was_made_is_adopted_not_repeated(gw: Gat
     _, payment_id = await late_payment(gw, dict(api_slow_next=1, api_slow_s=0.8))
     await gw.settle()
     [refund] = (await gw.sandbox.ledger())["refunds"]
+    assert refund["payment_id"] == payment_id
     [row] = gw.refunds()
     assert row["refund_id"] == refund["id"] and row["state"] == "processed"
     await gw.reconcile()
@@ -170,10 +171,9 @@ async def test_event_persisted_but_not_processed_is_recovered_at_start(
         "VALUES (?, 'qr_code.credited', ?, '{}', ?)", (paid["event_ids"][0], raw, tx.now)))
     await start_gateway.stop(gw)  # type: ignore[attr-defined]
     gw = await start_gateway()
-    await gw.settle()
-    async with asyncio.timeout(5):
-        while gw.q("SELECT 1 FROM webhook_inbox WHERE processed_ts IS NULL"):
-            await asyncio.sleep(0.02)
+    batch = await gw.call("GET", "/hub/commands?after=0&wait=5")  # the start pass recovers it
+    assert [c["type"] for c in batch["commands"]] == ["payment_confirmed"]
+    assert gw.q("SELECT outcome FROM webhook_inbox") == [{"outcome": "applied"}]
     assert (await gw.order(order["order_id"]))["state"] == "paid"
     assert gw.payments()[0]["source"] == "webhook"
 

@@ -53,7 +53,7 @@ async def test_vend_never_started_is_refunded(gw: Gateway) -> None:
 
 
 async def test_partial_vend_refunds_the_units_not_dispensed(gw: Gateway) -> None:
-    order, payment_id = await paid(gw, quantity=2)
+    order, _ = await paid(gw, quantity=2)
     await gw.call("POST", f"/orders/{order['order_id']}/fail", {"reason": "ran out",
                                                                  "dispensed": 1})
     await gw.settle()
@@ -127,7 +127,7 @@ async def test_wrong_amount_is_refunded_and_never_vended(gw: Gateway) -> None:
 
 async def test_refund_processed_webhook_finishes_a_pending_refund(gw: Gateway) -> None:
     gw.sandbox.runtime.reconfigure({"refund_process_after_s": 0.2})
-    order, payment_id = await paid(gw)
+    order, _ = await paid(gw)
     await gw.call("POST", f"/orders/{order['order_id']}/fail", {"reason": "jam",
                                                                  "dispensed": 0})
     await gw.app[REFUNDS].idle()

@@ -1,4 +1,5 @@
-"""POST /webhooks/razorpay: the paid flow, duplicated/reordered/forged deliveries (rules 1, 4, 12)."""
+"""POST /webhooks/razorpay: the paid flow; duplicated, reordered and forged deliveries (rules 1, 4,
+12)."""
 
 from __future__ import annotations
 
