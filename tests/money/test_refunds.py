@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from typing import Any
 
+import pytest
+
+from cloud_gateway.keys import METRICS, RAZORPAY
 from cloud_gateway.money import REFUNDS, refund_key
 
-from .conftest import PRICE, Gateway
+from .conftest import PRICE, WEBHOOK_SECRET, Gateway
+from .test_webhooks import sign
 
 
 async def paid(gw: Gateway, key: str = "o1", quantity: int = 1) -> tuple[dict[str, Any], str]:
@@ -140,3 +146,66 @@ async def test_refund_processed_webhook_finishes_a_pending_refund(gw: Gateway) -
     [row] = gw.refunds()
     assert row["state"] == "processed"
     assert only_refund(await gw.sandbox.ledger())["status"] == "processed"
+
+
+async def test_refund_razorpay_refuses_is_alerted_not_retried(
+        gw: Gateway, caplog: pytest.LogCaptureFixture) -> None:
+    order, payment_id = await paid(gw)
+    # an operator already refunded part of it in the Dashboard: a full refund is refused
+    await gw.app[RAZORPAY].refund(payment_id, amount=100, idempotency_key="by-the-operator-1")
+    with caplog.at_level(logging.ERROR):
+        await gw.call("POST", f"/orders/{order['order_id']}/fail", {"reason": "jam",
+                                                                     "dispensed": 0})
+        await gw.settle()
+    [row] = gw.refunds()
+    assert row["state"] == "refused" and "greater than" in row["last_error"]
+    assert any(r.getMessage().startswith("ALERT") and payment_id in r.getMessage()
+               for r in caplog.records)
+    gw.clock.now += 7200
+    assert (await gw.reconcile()).refunds_tried == 0  # refused is final: an operator decides
+    assert [r["amount"] for r in (await gw.sandbox.ledger())["refunds"]] == [100]
+    assert gw.state(order["order_id"]) == "refund_pending"
+    assert gw.app[METRICS].value("gateway_refunds_total", {"result": "refused"}) == 1
+    assert gw.app[METRICS].value("gateway_refunds_total", {"result": "error_refused"}) == 1
+
+
+async def test_wrong_currency_is_refunded_never_paid(gw: Gateway) -> None:
+    order = await gw.paying_order()
+    entity = {"id": "pay_WrongCurrency1", "entity": "payment", "amount": PRICE,
+              "currency": "USD", "status": "captured", "method": "upi",
+              "notes": {"order_id": order["order_id"]}}
+    raw = json.dumps({"entity": "event", "event": "payment.captured", "contains": ["payment"],
+                      "payload": {"payment": {"entity": entity}}}).encode()
+    resp = await gw.client.post("/webhooks/razorpay", data=raw, headers={
+        "X-Razorpay-Event-Id": "evt_wrongcurrency", "X-Razorpay-Signature": sign(
+            WEBHOOK_SECRET, raw)})
+    assert resp.status == 200 and (await resp.json())["status"] == "refund_amount_mismatch"
+    await gw.settle()
+    assert gw.state(order["order_id"]) == "cancelled"
+    assert [c["type"] for c in await gw.commands()] == ["order_cancelled"]
+    [row] = gw.refunds()
+    assert row["reason"] == "amount_mismatch" and row["payment_id"] == "pay_WrongCurrency1"
+
+
+async def test_refund_failed_report_contradicted_by_razorpay_is_not_repeated(
+        gw: Gateway) -> None:
+    gw.sandbox.runtime.reconfigure({"refund_process_after_s": 0.3})
+    order, payment_id = await paid(gw)
+    await gw.call("POST", f"/orders/{order['order_id']}/fail", {"reason": "jam",
+                                                                 "dispensed": 0})
+    await gw.app[REFUNDS].idle()
+    [row] = gw.refunds()
+    assert row["state"] == "pending"
+    # a refund.failed for our refund arrives, but Razorpay's own list still shows it alive
+    refund = dict(gw.sandbox.runtime.store.refunds[row["refund_id"]], status="failed")
+    raw = json.dumps({"entity": "event", "event": "refund.failed", "contains": ["refund"],
+                      "payload": {"refund": {"entity": refund}}}).encode()
+    resp = await gw.client.post("/webhooks/razorpay", data=raw, headers={
+        "X-Razorpay-Event-Id": "evt_refundfailed1", "X-Razorpay-Signature": sign(
+            WEBHOOK_SECRET, raw)})
+    assert (await resp.json())["status"] == "refund_updated"
+    await gw.settle()
+    [row] = gw.refunds()
+    assert row["state"] == "processed" and row["idempotency_key"] == refund_key(payment_id, 1)
+    assert len((await gw.sandbox.ledger())["refunds"]) == 1
+    assert gw.state(order["order_id"]) == "refunded"

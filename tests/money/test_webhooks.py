@@ -6,6 +6,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
+
+import pytest
 
 from cloud_gateway.keys import METRICS
 from cloud_gateway.money import WEBHOOKS
@@ -172,3 +175,27 @@ async def test_old_secret_accepted_during_rotation(start_gateway: GatewayFactory
     await gw.settle()
     assert all(d["status"] == 200 for d in await gw.sandbox.deliveries())
     assert (await gw.order(order["order_id"]))["state"] == "paid"
+
+
+async def test_captured_payment_of_no_order_is_alerted_not_kept_silently(
+        gw: Gateway, caplog: pytest.LogCaptureFixture) -> None:
+    entity = {"id": "pay_NotOurs000001", "entity": "payment", "amount": 500,
+              "currency": "INR", "status": "captured", "notes": []}
+    raw = json.dumps({"entity": "event", "event": "payment.captured", "contains": ["payment"],
+                      "payload": {"payment": {"entity": entity}}}).encode()
+    with caplog.at_level(logging.ERROR):
+        status, answer = await post_hook(gw, raw, sign(WEBHOOK_SECRET, raw), "evt_notours0001")
+    assert status == 200 and answer["status"] == "unmatched"
+    assert [p["disposition"] for p in gw.payments()] == ["unmatched"]
+    assert any(r.getMessage().startswith("ALERT") and "pay_NotOurs000001" in r.getMessage()
+               for r in caplog.records)
+    assert gw.refunds() == []
+
+
+async def test_event_without_the_entity_it_names_is_stored_as_invalid(gw: Gateway) -> None:
+    raw = b'{"entity":"event","event":"payment.captured","payload":{}}'
+    status, answer = await post_hook(gw, raw, sign(WEBHOOK_SECRET, raw), "evt_noentity0001")
+    assert status == 200 and answer["status"] == "invalid"
+    [row] = gw.q("SELECT outcome, error, processed_ts FROM webhook_inbox")
+    assert row["outcome"] == "invalid" and "payload.payment" in row["error"]
+    assert gw.payments() == []
