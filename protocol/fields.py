@@ -98,14 +98,13 @@ def _check_enum(name: str, enum: type[IntEnum], v: object) -> int:
 class Codec:
     """Compiled encoder/decoder for one field list."""
 
-    __slots__ = ("_enc", "decode", "fields", "min_size")
+    __slots__ = ("_enc", "decode", "fields")
 
     def __init__(self, fields: Sequence[Field], factory: Callable[..., Any]) -> None:
         self.fields = tuple(fields)
         self.decode: Callable[[bytes], Any] = compile_decoder(self.fields, factory)
         """Parse a payload into `factory(*values)`; raises DecodeError."""
         self._enc: list[EncodeOp] = []
-        self.min_size = 0
         run: list[Field] = []
         names = [f.name for f in self.fields]
         for f in self.fields:
@@ -122,7 +121,6 @@ class Codec:
         if not run:
             return
         st = struct.Struct("<" + "".join(FIXED_FORMATS[f.kind] for f in run))
-        self.min_size += st.size
         names = tuple(f.name for f in run)
         label = ",".join(names)
         kinds = tuple(f.kind for f in run)
@@ -155,7 +153,6 @@ class Codec:
         if kind in ("str8", "str16"):
             lw = 1 if kind == "str8" else 2
             limit = MAX_STR8 if kind == "str8" else MAX_STR16
-            self.min_size += lw
 
             def enc(msg: object, out: list[bytes]) -> None:
                 v = getattr(msg, name)
@@ -168,7 +165,6 @@ class Codec:
                 out.append(raw)
 
         elif kind == "strlist8":
-            self.min_size += 1
 
             def enc(msg: object, out: list[bytes]) -> None:
                 v = getattr(msg, name)
@@ -186,7 +182,6 @@ class Codec:
 
         elif kind in ("bytes", "ascii"):
             size = f.size
-            self.min_size += size
             is_ascii = kind == "ascii"
 
             def enc(msg: object, out: list[bytes]) -> None:

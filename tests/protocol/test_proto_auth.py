@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from proto_harness import HELLO, KEY, UID, Pair, received
 
 from protocol import (
@@ -196,3 +198,30 @@ def test_captured_frames_do_not_replay_into_a_restarted_hub() -> None:
     new_hub = Link(Role.HUB, 0, 115200, KEY)  # even a hub keyed from the start
     assert new_hub.receive_data(captured, 0.0) == []  # addressed to the old hub session
     assert new_hub.stats.stale_frames == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_any_single_byte_change_of_a_macd_frame_is_never_delivered(data: st.DataObject) -> None:
+    p = Pair()
+    p.handshake()
+    p.hub.send(APPROVE, 0.0)
+    (frame,) = decode(p.hub.data_to_send())
+    i = data.draw(st.integers(0, len(frame) - 1))
+    x = data.draw(st.integers(1, 255))
+    bad = bytearray(frame)
+    bad[i] ^= x
+    events = p.board.receive_data(encode_frame(bytes(bad)), 0.0)  # CRC made valid again
+    assert not [e for e in events if isinstance(e, MessageReceived)]
+    # ... and the genuine frame still gets through afterwards (no state was poisoned).
+    assert p.board.receive_data(encode_frame(frame), 0.0) == [MessageReceived(APPROVE, True)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=600), st.integers(1, 64))
+def test_link_never_raises_on_garbage(blob: bytes, chunk: int) -> None:
+    p = Pair()
+    p.handshake()
+    for i in range(0, len(blob), chunk):
+        for ev in p.board.receive_data(blob[i : i + chunk], 0.0):
+            assert not isinstance(ev, MessageReceived)
