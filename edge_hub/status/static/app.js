@@ -95,9 +95,19 @@
     return el("time", { class: "ago", "data-ts": String(d.getTime()), title: d.toLocaleString(), text: ago(d) });
   }
 
+  // A duration that keeps counting (uptime): from a start time, else the figure as given.
+  function sinceNode(startTs, fallbackS) {
+    const d = toDate(startTs);
+    if (!d) return fmtDuration(fallbackS);
+    return el("span", { class: "since", "data-ts": String(d.getTime()), text: fmtDuration((Date.now() - d.getTime()) / 1000) });
+  }
+
   function tick() {
     for (const node of document.querySelectorAll("time.ago[data-ts]")) {
       node.textContent = ago(new Date(Number(node.dataset.ts)));
+    }
+    for (const node of document.querySelectorAll("span.since[data-ts]")) {
+      node.textContent = fmtDuration((Date.now() - Number(node.dataset.ts)) / 1000);
     }
   }
 
@@ -187,7 +197,7 @@
     const cards = [
       ["Hub", kv([
         ["Version", o.version],
-        ["Up for", fmtDuration(o.uptime_s)],
+        ["Up for", sinceNode(o.started_at, o.uptime_s)],
         ["Started", fmtClock(o.started_at)],
         ["Orders", yesNo(o.taking_orders, ["taking orders", "ok"], ["not taking orders", "bad"])],
         ["Why", o.taking_orders ? null : o.not_taking_orders_reason],
@@ -467,6 +477,7 @@
         el("td", {}, details));
     });
     $("orders").tBodies[0].replaceChildren(...rows);
+    $("orders").hidden = rows.length === 0;
     $("orders-empty").hidden = rows.length > 0;
     renderStateFilter();
   }
@@ -481,6 +492,7 @@
       el("td", { class: "mono", text: r.order_id || "" }),
       el("td", { class: "msg" }, r.message, el("div", { class: "muted", text: r.logger || "" }))));
     $("logs").tBodies[0].replaceChildren(...rows);
+    $("logs").hidden = rows.length === 0;
     $("logs-empty").hidden = rows.length > 0;
   }
 
