@@ -34,7 +34,7 @@ from ..orders.service import OrderService
 from ..razorpay_client import RazorpayClient, RazorpayError
 from .inbox import Inbox
 from .payments import MalformedEvent, PaymentLedger
-from .refunds import Refunds
+from .refunds import Refunds, RefundTransitionError
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,10 @@ class Reconciler:
         now = self._clock()
         for payment_id in self._refunds.due(now):
             report.refunds_tried += 1
-            await self._refunds.attempt(payment_id)
+            try:
+                await self._refunds.attempt(payment_id)
+            except RefundTransitionError as exc:  # a webhook moved it meanwhile
+                report.errors.append(str(exc))
         for payment_id in self._refunds.stale_pending(now - self._pending_check_s):
             await self._refunds.sync_pending(payment_id)
 
