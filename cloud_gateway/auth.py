@@ -22,6 +22,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import jwt
 
@@ -33,6 +34,7 @@ from .errors import Conflict, NotFound, Unauthorized, ValidationError
 HUB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 ALGORITHM = "HS256"
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+VERIFIED_CACHE = 4096
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,7 @@ class Authenticator:
         self._ttl_s = ttl_s
         self._leeway_s = leeway_s
         self._clock = clock
+        self._seen: dict[str, dict[str, Any]] = {}
 
     async def issue(self, hub_id: str, secret: str) -> TokenResponse:
         row = self._db.query_one("SELECT site, secret_hash, revoked_at FROM hubs "
@@ -111,16 +114,16 @@ class Authenticator:
         token = jwt.encode(claims, self._key, algorithm=ALGORITHM)
         return {"token": token, "expires_in": self._ttl_s, "server_time": now}
 
-    def authenticate(self, header: str | None) -> HubIdentity:
-        if not header:
-            raise Unauthorized("missing Authorization: Bearer <token>")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthorized("Authorization must be 'Bearer <token>'")
+    def _verified(self, token: str) -> dict[str, Any]:
+        """Signature, algorithm, audience and required claims; remembered per token string
+        (a signature verified once stays verified; time and revocation are checked per call)."""
+        claims = self._seen.get(token)
+        if claims is not None:
+            return claims
         try:
-            # exp/iat are checked below against the gateway's clock (PyJWT would use time.time)
+            # exp/iat are checked by the caller against the gateway's clock (PyJWT uses time.time)
             claims = jwt.decode(
-                token.strip(), self._key, algorithms=[ALGORITHM], audience=self._audience,
+                token, self._key, algorithms=[ALGORITHM], audience=self._audience,
                 options={"require": ["sub", "aud", "exp", "iat"], "verify_exp": False,
                          "verify_iat": False})
         except jwt.InvalidAudienceError:
@@ -129,6 +132,18 @@ class Authenticator:
             raise Unauthorized(f"token algorithm not allowed (only {ALGORITHM})") from None
         except jwt.InvalidTokenError as exc:
             raise Unauthorized(f"invalid token ({type(exc).__name__})") from None
+        if len(self._seen) >= VERIFIED_CACHE:
+            self._seen.clear()  # bounded: at worst every live token is verified once more
+        self._seen[token] = claims
+        return claims
+
+    def authenticate(self, header: str | None) -> HubIdentity:
+        if not header:
+            raise Unauthorized("missing Authorization: Bearer <token>")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("Authorization must be 'Bearer <token>'")
+        claims = self._verified(token.strip())
         exp, iat, now = claims.get("exp"), claims.get("iat"), self._clock()
         if not isinstance(exp, int | float) or not isinstance(iat, int | float):
             raise Unauthorized("invalid token (exp/iat)")

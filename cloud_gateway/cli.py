@@ -174,3 +174,7 @@ def main() -> None:
 
 
 __all__ = ["main", "run"]
+
+
+if __name__ == "__main__":
+    main()

@@ -10,8 +10,9 @@ callbacks run after that commit (used to wake command waiters, fire order hooks)
 
 Why not aiosqlite (the issue's default): it hops to its thread for every statement, which a
 previous attempt measured as a ~3.5x throughput loss on this workload. Here the short statements
-run on the loop with the stdlib `sqlite3` (microseconds, page cache), and only BEGIN/COMMIT (the
-fsync) go to a dedicated thread. SQLite's automatic checkpoint inside COMMIT made the latency
+run on the loop with the stdlib `sqlite3` (microseconds, page cache), and only the COMMIT (the
+fsync) goes to a dedicated thread (BEGIN too, when another process holds the write lock: the
+loop never waits on a lock). SQLite's automatic checkpoint inside COMMIT made the latency
 tail, so auto-checkpoint is off and a background task checkpoints on its own connection.
 
 At open: WAL, foreign keys, busy_timeout, `PRAGMA integrity_check` (a corrupt file is a
@@ -36,6 +37,7 @@ from .schema import MIGRATIONS
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+BUSY_TIMEOUT_MS = 5000
 Params = Sequence[Any] | dict[str, Any]
 
 
@@ -77,8 +79,16 @@ def _connect(path: Path, *, check_same_thread: bool = True) -> sqlite3.Connectio
                            timeout=5.0)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA foreign_keys = ON")
-    conn.execute("PRAGMA busy_timeout = 5000")
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     return conn
+
+
+def _begin_waiting(conn: sqlite3.Connection) -> None:
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    finally:
+        conn.execute("PRAGMA busy_timeout = 0")
 
 
 def open_and_migrate(path: Path) -> None:
@@ -139,6 +149,7 @@ class Database:
         self._writer = _connect(self.path, check_same_thread=False)
         self._writer.execute("PRAGMA synchronous = FULL")
         self._writer.execute("PRAGMA wal_autocheckpoint = 0")
+        self._writer.execute("PRAGMA busy_timeout = 0")  # never wait on the loop (see _run_batch)
         self._reader = _connect(self.path)
         self._reader.execute("PRAGMA query_only = ON")
         self._tasks = [asyncio.create_task(self._write_loop(), name="db-writer"),
@@ -207,7 +218,10 @@ class Database:
     async def _run_batch(self, loop: asyncio.AbstractEventLoop, conn: sqlite3.Connection,
                          batch: Iterable[_Unit]) -> None:
         try:
-            await loop.run_in_executor(self._io, conn.execute, "BEGIN IMMEDIATE")
+            try:  # fast path on the loop: no other process holds the write lock
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError:  # busy (the CLI is writing): wait in the thread
+                await loop.run_in_executor(self._io, _begin_waiting, conn)
         except sqlite3.Error as exc:
             for _, fut in batch:
                 if not fut.done():

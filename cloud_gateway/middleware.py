@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import re
-import secrets
 import time
 
 from aiohttp import web
@@ -24,6 +23,7 @@ from protocol.hub_api import ErrorResponse
 
 from .errors import GatewayError
 from .http import Handler, RouteSpec, json_response
+from .ids import new_request_id
 from .keys import AUTH, HUB_LIMITER, METRICS, REQUEST_HUB, REQUEST_ID
 from .logs import HUB_ID
 from .logs import REQUEST_ID as REQUEST_ID_VAR
@@ -51,7 +51,7 @@ def _route_label(request: web.Request) -> str:
 @web.middleware
 async def context_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     incoming = request.headers.get("X-Request-Id", "")
-    request_id = incoming if _REQUEST_ID_RE.match(incoming) else secrets.token_hex(8)
+    request_id = incoming if _REQUEST_ID_RE.match(incoming) else new_request_id()
     request[REQUEST_ID] = request_id
     token = REQUEST_ID_VAR.set(request_id)
     hub_token = HUB_ID.set(None)

@@ -21,7 +21,6 @@ import hashlib
 import json
 import logging
 import re
-import secrets
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Mapping
@@ -52,6 +51,7 @@ from ..errors import (
     UpstreamError,
     ValidationError,
 )
+from ..ids import new_order_id
 from ..razorpay_client import RazorpayClient, RazorpayError
 from ..settings import Settings
 from .state import STAMPS, check_transition
@@ -230,43 +230,84 @@ class OrderService:
         return board_uid
 
     async def create(self, hub: HubIdentity, body: CreateOrder) -> tuple[Order, bool]:
+        """Create (201) or find by idempotency key (200); with "pay", also its UPI QR.
+
+        A new order with "pay" asks Razorpay for the QR first and then stores the order and
+        its QR in ONE transaction (one fsync per create-and-pay). The QR is shown to nobody
+        before that commit, so a crash in between leaves only an unused QR that expires.
+        """
         board_uid = self._check_create(hub, body)
         amount = price_order(self._db, hub.site, body["product"], body["options"],
                              body["quantity"])
         request_hash = hashlib.sha256(json.dumps(
             [board_uid, body["product"], body["options"], body["quantity"]]).encode()).hexdigest()
-        order_id = "ord_" + secrets.token_hex(8)
-        who = f"hub:{hub.hub_id}"
-
-        def unit(tx: Tx) -> tuple[str, bool]:
-            existing = tx.one("SELECT order_id, request_hash FROM orders "
-                              "WHERE hub_id = ? AND idempotency_key = ?",
-                              (hub.hub_id, body["idempotency_key"]))
+        key = body["idempotency_key"]
+        async with self._order_lock(f"key:{hub.hub_id}:{key}"):
+            existing = self._db.query_one(
+                "SELECT order_id, request_hash FROM orders WHERE hub_id = ? "
+                "AND idempotency_key = ?", (hub.hub_id, key))
             if existing is not None:
                 if existing["request_hash"] != request_hash:
                     raise Conflict("idempotency_key was already used for a different order",
                                    details={"order_id": existing["order_id"]})
-                return existing["order_id"], False
-            tx.execute(
-                "INSERT INTO orders (order_id, hub_id, site, board_uid, idempotency_key, "
-                "request_hash, product, options, quantity, amount, currency, state, created_at, "
-                "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (order_id, hub.hub_id, hub.site, board_uid, body["idempotency_key"],
-                 request_hash, body["product"], json.dumps(body["options"]), body["quantity"],
-                 amount, self._settings.currency, str(OrderState.CREATED), int(tx.now),
-                 int(tx.now)))
-            tx.execute("INSERT INTO order_audit (order_id, at_ts, who, from_state, to_state, why)"
-                       " VALUES (?, ?, ?, NULL, ?, ?)",
-                       (order_id, tx.now, who, str(OrderState.CREATED), "order created"))
-            return order_id, True
+                if body.get("pay"):
+                    return await self.pay(hub, existing["order_id"]), False
+                return self.to_api(self.get(existing["order_id"])), False
+            order_id = new_order_id()
+            qr: dict[str, object] | None = None
+            failure: UpstreamError | None = None
+            if body.get("pay"):
+                try:
+                    qr = await self._create_qr(order_id, hub.hub_id, board_uid, body["product"],
+                                               body["quantity"], amount)
+                except UpstreamError as exc:
+                    failure = exc  # the order is still stored: a retry pays it
+            values = (order_id, hub.hub_id, hub.site, board_uid, key, request_hash,
+                      body["product"], json.dumps(body["options"]), body["quantity"], amount,
+                      self._settings.currency)
+            await self._db.write(lambda tx: self._insert_tx(tx, values, qr))
+        log.info("order created", extra={"order_id": order_id, "hub_id": hub.hub_id,
+                                         "amount": amount})
+        if failure is not None:
+            raise failure
+        return self.to_api(self.get(order_id)), True
 
-        final_id, created = await self._db.write(unit)
-        if created:
-            log.info("order created", extra={"order_id": final_id, "hub_id": hub.hub_id,
-                                             "amount": amount})
-        if body.get("pay"):
-            return await self.pay(hub, final_id), created
-        return self.to_api(self.get(final_id)), created
+    def _insert_tx(self, tx: Tx, values: tuple[object, ...],
+                   qr: Mapping[str, object] | None) -> None:
+        order_id, hub_id = values[0], values[1]
+        tx.execute(
+            "INSERT INTO orders (order_id, hub_id, site, board_uid, idempotency_key, "
+            "request_hash, product, options, quantity, amount, currency, state, created_at, "
+            "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (*values, str(OrderState.CREATED), int(tx.now), int(tx.now)))
+        who = f"hub:{hub_id}"
+        tx.execute("INSERT INTO order_audit (order_id, at_ts, who, from_state, to_state, why)"
+                   " VALUES (?, ?, ?, NULL, ?, ?)",
+                   (order_id, tx.now, who, str(OrderState.CREATED), "order created"))
+        if qr is not None:
+            self.transition_tx(tx, str(order_id), OrderState.PAYMENT_PENDING, who,
+                               f"UPI QR {qr['qr_id']} created", fields=qr)
+
+    async def _create_qr(self, order_id: str, hub_id: str, board_uid: str, product: str,
+                         quantity: int, amount: int) -> dict[str, object]:
+        """Ask Razorpay for a single-use UPI QR; the order columns to store, or UpstreamError."""
+        close_by = int(self._clock()) + self._settings.qr_ttl_s
+        try:
+            qr = await self._razorpay.create_upi_qr(
+                amount=amount, close_by=close_by,
+                notes={"order_id": order_id, "hub_id": hub_id, "board_uid": board_uid},
+                description=f"{product} x{quantity} ({order_id})")
+        except RazorpayError as exc:
+            raise UpstreamError(f"Razorpay could not create the QR: {exc.message}",
+                                kind=exc.kind, status=_PROVIDER_STATUS[exc.kind]) from None
+        upi_uri = qr.get("image_content")
+        qr_id = qr.get("id")
+        if not isinstance(upi_uri, str) or not isinstance(qr_id, str):
+            raise UpstreamError("Razorpay QR without id or image_content", kind="unknown")
+        qr_close_by = qr.get("close_by")
+        if isinstance(qr_close_by, int) and not isinstance(qr_close_by, bool):
+            close_by = qr_close_by  # Razorpay may cap it: its value is the truth
+        return {"qr_id": qr_id, "upi_uri": upi_uri, "close_by": close_by}
 
     @asynccontextmanager
     async def _order_lock(self, order_id: str) -> AsyncIterator[None]:
@@ -285,30 +326,15 @@ class OrderService:
             if row["qr_id"] is not None and row["state"] == OrderState.PAYMENT_PENDING:
                 return self.to_api(row)  # a retried pay: same QR
             check_transition(order_id, row["state"], OrderState.PAYMENT_PENDING)
-            close_by = int(self._clock()) + self._settings.qr_ttl_s
-            try:
-                qr = await self._razorpay.create_upi_qr(
-                    amount=row["amount"], close_by=close_by,
-                    notes={"order_id": order_id, "hub_id": row["hub_id"],
-                           "board_uid": row["board_uid"]},
-                    description=f"{row['product']} x{row['quantity']} ({order_id})")
-            except RazorpayError as exc:
-                raise UpstreamError(f"Razorpay could not create the QR: {exc.message}",
-                                    kind=exc.kind, status=_PROVIDER_STATUS[exc.kind]) from None
-            upi_uri = qr.get("image_content")
-            qr_id = qr.get("id")
-            if not isinstance(upi_uri, str) or not isinstance(qr_id, str):
-                raise UpstreamError("Razorpay QR without id or image_content", kind="unknown")
-            qr_close_by = qr.get("close_by")
-            if isinstance(qr_close_by, int) and not isinstance(qr_close_by, bool):
-                close_by = qr_close_by  # Razorpay may cap it: its value is the truth
+            qr = await self._create_qr(order_id, row["hub_id"], row["board_uid"],
+                                       row["product"], row["quantity"], row["amount"])
             try:
                 row = await self.transition(
                     order_id, OrderState.PAYMENT_PENDING, f"hub:{hub.hub_id}",
-                    f"UPI QR {qr_id} created", expect_from={OrderState.CREATED},
-                    fields={"qr_id": qr_id, "upi_uri": upi_uri, "close_by": close_by})
+                    f"UPI QR {qr['qr_id']} created", expect_from={OrderState.CREATED},
+                    fields=qr)
             except InvalidTransition:
-                await self.close_qr_quietly(qr_id, order_id)  # cancelled while we asked
+                await self.close_qr_quietly(str(qr["qr_id"]), order_id)  # cancelled meanwhile
                 raise
             return self.to_api(row)
 
