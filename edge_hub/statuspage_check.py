@@ -8,7 +8,8 @@ headless Debian Chromium (``/usr/bin/chromium`` driven by Playwright; no browser
 logs in. Then one customer buys a cappuccino on the first board: the page must show the board
 awaiting payment with the QR code of the order (screenshot ``--out``, default ``status.png``),
 the sandbox pays the QR, the board vends, and the page must show the order done, all without a
-reload. The last line printed is
+reload. Then the board is taken out of service from the page (it must refuse the next order,
+showing the reason) and put back (it must take one again). The last line printed is
 
     statuspage screenshot=<path> boards=<int> live_updates=<int>
 
@@ -41,6 +42,7 @@ import aiohttp
 
 from edge_hub.simboard import Behaviour, Purchase, PurchaseState, SimBoard, VendPlan
 from edge_hub.status.auth import hash_password
+from protocol import RejectReason
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,7 @@ HUB_ID = "hub1"
 SITE = "check-site"
 TECH = "tech"
 PRODUCT, OPTIONS = "cappuccino", ("extra_shot",)
+SERVICE_REASON = "coin jam: technician on site"
 VEND_ITEM_S = 1.5  # motor time, so the page can be seen vending
 START_TIMEOUT_S = 30.0
 STEP_TIMEOUT_S = 20.0
@@ -333,7 +336,35 @@ async def watch_purchase(site: Site, page: Any, out: Path) -> CheckResult:
     if await page.evaluate("window.__sameDocument") is not True:
         raise CheckError("the page reloaded during the purchase")
     updates = await live_updates(page) - before
+    await out_of_service_round_trip(page, card, board)
     return CheckResult(out, await cards.count(), updates)
+
+
+async def out_of_service_round_trip(page: Any, card: Any, board: SimBoard) -> None:
+    """Take the board out of service from the page: it must refuse an order showing the reason.
+    Then put it back from the page: it must take orders again."""
+    from playwright.async_api import expect
+
+    await card.locator(".svc-toggle").click()
+    await card.locator(".reason-form input").fill(SERVICE_REASON)
+    await card.locator(".reason-form button[type=submit]").click()
+    await expect(card.locator(".service")).to_have_text("out of service")
+    refused = await board.request("espresso")
+    if (refused.state is not PurchaseState.REJECTED
+            or refused.reject_reason != RejectReason.OUT_OF_SERVICE
+            or refused.reject_message != SERVICE_REASON):
+        raise CheckError(f"an out-of-service board's order ended {refused.state.value} "
+                         f"({refused.reject_reason}, {refused.reject_message!r})")
+    log.info("out of service from the page: the board refused an order showing %r",
+             refused.reject_message)
+    await card.locator(".svc-toggle").click()
+    await expect(card.locator(".service")).to_have_text("in service")
+    again = await board.request("espresso")
+    if again.state is not PurchaseState.SHOWING_QR:
+        raise CheckError(f"back in service, the board's order ended {again.state.value}")
+    await board.cancel(again)
+    await board.wait_closed(again, STEP_TIMEOUT_S)
+    await expect(card.locator(".no-order")).to_be_visible()
 
 
 async def run_check(out: Path, boards_n: int = MIN_BOARDS, work: Path | None = None,

@@ -509,7 +509,7 @@
   const refreshAll = () => Promise.all([loadOverview(), loadBoards(), loadOrders(), loadLogs()]);
 
   const onChange = {
-    board: () => { loadBoards(); loadOrders(); },
+    board: () => loadBoards(), // link, heartbeat, service changes: the orders are unchanged
     order: () => { loadOrders(); loadBoards(); },
     overview: () => loadOverview(),
     log: () => loadLogs(),
