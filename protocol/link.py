@@ -203,6 +203,9 @@ class Link:
         while self.epoch in (old, self.peer_epoch):
             self.epoch = _random_epoch()
         self._tx_counter = TxCounter()
+        # A stream is (sender epoch, receiver epoch): the peer restarts its stream towards our
+        # new epoch at seq 1 (or, if it never heard from us, still holds everything from 1).
+        self._rx.reset()
         log.warning(
             "link addr=%d: peer not acknowledging after %d retries; new session epoch",
             self.addr,

@@ -76,10 +76,13 @@ class Channel:
     reorder: float = 0.0
     corrupt: float = 0.0
     max_delay: float = 0.0
+    blackout_until: float = -1.0  # everything put before this time is lost (cable pulled)
     queue: list[tuple[float, int, bytes]] = field(default_factory=list)
     _n: int = 0
 
     def put(self, data: bytes, now: float) -> None:
+        if now < self.blackout_until:
+            return
         # Split at frame boundaries so loss/dup/reorder act on whole frames (as a UART would).
         for chunk in data.split(b"\x00\x00"):
             if not chunk:

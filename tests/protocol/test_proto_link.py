@@ -17,6 +17,8 @@ from protocol import (
     Log,
     MessageReceived,
     MsgType,
+    OrderRejected,
+    RejectReason,
     Role,
     SendFailed,
     TransportConfig,
@@ -129,6 +131,12 @@ def test_retry_limit_gives_send_failed_and_a_new_epoch() -> None:
     p.pump()
     assert p.hub.stats.peer_restarts == 1
     assert Log(20, 9, "after") in received(p.hub_events)
+    # ... and so does the other direction: the hub restarted its stream towards the board's
+    # new epoch, and the board expects that stream from seq 1 again.
+    p.hub.send(OrderRejected(5, RejectReason.BUSY, "busy"), p.now)
+    p.pump()
+    assert received(p.board_events) == [OrderRejected(5, RejectReason.BUSY, "busy")]
+    assert p.board.pending == 0 and p.hub.pending == 0
 
 
 def test_duplicates_are_suppressed_and_reacked() -> None:

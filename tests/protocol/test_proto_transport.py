@@ -45,8 +45,8 @@ class End:
     lost_with_sender: set[int] = field(default_factory=set)
     in_flight: list[int | None] = field(default_factory=list)  # None: HELLO / HELLO_ACK
     acked: set[int] = field(default_factory=set)
-    # (receiver incarnation, id) in delivery order
-    delivered: list[tuple[int, int]] = field(default_factory=list)
+    # ((receiver incarnation, receiver epoch), id) in delivery order
+    delivered: list[tuple[tuple[int, int], int]] = field(default_factory=list)
     restarts_seen: int = 0
 
     def __post_init__(self) -> None:
@@ -102,7 +102,7 @@ class End:
                 else:
                     i = self.ident(ev.message)
                     assert i is not None
-                    self.delivered.append((self.incarnation, i))
+                    self.delivered.append(((self.incarnation, self.link.epoch), i))
             elif isinstance(ev, SendFailed):
                 i = self.ident(ev.message)
                 if i is not None:
@@ -127,7 +127,7 @@ class End:
 
 
 def run(seed: int, *, messages: int, reboots: bool, drop: float, dup: float, reorder: float,
-        corrupt: float) -> tuple[End, End]:
+        corrupt: float, outages: bool = False) -> tuple[End, End]:
     rnd = random.Random(seed)
     board, hub = End(Role.BOARD, rnd), End(Role.HUB, rnd)
     b2h = Channel(rnd, drop, dup, reorder, corrupt, max_delay=0.03)
@@ -135,6 +135,7 @@ def run(seed: int, *, messages: int, reboots: bool, drop: float, dup: float, reo
     now = 0.0
     next_app = 0.0
     end_of_traffic = None
+    probes: tuple[int, int] | None = None
     for _step in range(200_000):
         # Move bytes the links produced onto the line.
         b2h.put(board.link.data_to_send(), now)
@@ -146,6 +147,13 @@ def run(seed: int, *, messages: int, reboots: bool, drop: float, dup: float, reo
         if end_of_traffic is None:
             candidates.append(next_app)
         if not candidates:
+            if probes is None:
+                # Settled: one more message each way proves the link works again.
+                probes = (board.next_id, hub.next_id)
+                assert hub.link.key is not None, "the hub should have been re-keyed by HELLO"
+                board.try_send(now)
+                hub.try_send(now)
+                continue
             break
         now = max(now, min(candidates))
         data = b2h.due(now)
@@ -165,22 +173,28 @@ def run(seed: int, *, messages: int, reboots: bool, drop: float, dup: float, reo
             rnd.choice((board, hub)).try_send(now)
             if reboots and rnd.random() < 0.004:
                 rnd.choice((board, hub)).boot(now)
+            if outages and rnd.random() < 0.003:
+                # One direction dies for longer than the retry budget: someone gives up.
+                rnd.choice((b2h, h2b)).blackout_until = now + rnd.uniform(3.0, 9.0)
             board.sync()
             hub.sync()
             if board.next_id + hub.next_id >= messages:
                 end_of_traffic = now
                 for ch in (b2h, h2b):  # the line heals so that everything settles
                     ch.drop = ch.dup = ch.reorder = ch.corrupt = 0.0
+                    ch.blackout_until = -1.0
     else:
         pytest.fail("simulation did not settle")
     assert board.link.pending == 0 and hub.link.pending == 0
     board.sync()
     hub.sync()
+    assert probes is not None
+    assert probes[0] in board.acked and probes[1] in hub.acked, "link did not recover"
     return board, hub
 
 
 def check_direction(sender: End, receiver: End) -> None:
-    per_session: dict[int, list[int]] = {}
+    per_session: dict[tuple[int, int], list[int]] = {}
     for inc, i in receiver.delivered:
         per_session.setdefault(inc, []).append(i)
     for ids in per_session.values():
@@ -218,6 +232,18 @@ def test_lossy_line_with_reboots_of_either_end(seed: int) -> None:
     check_direction(board, hub)
     check_direction(hub, board)
     assert hub.delivered and board.delivered
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_outages_long_enough_to_give_up_then_recovery(seed: int) -> None:
+    board, hub = run(seed, messages=400, reboots=seed % 2 == 1, drop=0.05, dup=0.02,
+                     reorder=0.02, corrupt=0.01, outages=True)
+    check_direction(board, hub)
+    check_direction(hub, board)
+    # Outages made someone give up (run() also checked that both directions recovered).
+    assert board.link.stats.send_failures + hub.link.stats.send_failures > 0 or (
+        board.failed or hub.failed
+    )
 
 
 def test_harness_really_exercises_reboots_and_failures() -> None:
