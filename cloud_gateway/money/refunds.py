@@ -245,9 +245,8 @@ class Refunds:
         if row["refund_id"] is not None and row["refund_id"] != refund_id:
             return "refund_superseded"  # an earlier failed generation
         before = row["state"]
+        # a failed refund is retried by the reconciler once its backoff has passed
         after = self._adopt_tx(tx, row["payment_id"], entity)
-        if after == R.FAILED and before != R.FAILED:
-            tx.after_commit(lambda: self.schedule(row["payment_id"]))
         return "refund_updated" if after != before else "refund_unchanged"
 
     # --- talking to Razorpay ------------------------------------------------------------------

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
 import pytest
 
 from cloud_gateway.keys import DB, SETTINGS
-from cloud_gateway.money import refund_key
+from cloud_gateway.money import LEDGER, RECONCILER, REFUNDS, refund_key
 
 from .conftest import PRICE, WEBHOOK_SECRET, Gateway, GatewayFactory
 from .test_webhooks import sign
@@ -199,3 +200,77 @@ async def test_unknown_outcome_is_flagged_after_the_deadline_not_refunded(
     assert (await gw.sandbox.ledger())["refunds"] == [] and gw.refunds() == []
     await gw.reconcile()  # flagged once
     assert (await gw.sandbox.ledger())["refunds"] == []
+
+
+def razorpay_fails_refund(gw: Gateway, refund_id: str) -> dict[str, Any]:
+    """What Razorpay does when a pending refund fails (the sandbox has no knob for it yet):
+    the refund becomes failed and its amount is refundable again."""
+    store = gw.sandbox.runtime.store
+    refund = store.refunds[refund_id]
+    refund["status"] = "failed"
+    payment = store.payments[refund["payment_id"]]
+    payment["amount_refunded"] -= refund["amount"]
+    payment["status"], payment["refund_status"] = "captured", None
+    return dict(refund)
+
+
+async def test_refund_failed_by_razorpay_is_retried_under_the_next_key(gw: Gateway) -> None:
+    gw.sandbox.runtime.reconfigure({"refund_process_after_s": 60.0})  # stays pending
+    _, payment_id = await late_payment(gw)
+    await gw.sandbox.runtime.webhooks.drain()  # deliveries only: the 60 s timer stays
+    await gw.app[REFUNDS].idle()
+    [row] = gw.refunds()
+    assert row["state"] == "pending"
+    failed = razorpay_fails_refund(gw, row["refund_id"])
+    gw.sandbox.runtime.reconfigure({"refund_process_after_s": 0.0})
+    raw = json.dumps({"entity": "event", "event": "refund.failed", "contains": ["refund"],
+                      "payload": {"refund": {"entity": failed}}}).encode()
+    resp = await gw.client.post("/webhooks/razorpay", data=raw, headers={
+        "X-Razorpay-Event-Id": "evt_refundfailed2",
+        "X-Razorpay-Signature": sign(WEBHOOK_SECRET, raw)})
+    assert (await resp.json())["status"] == "refund_updated"
+    await gw.app[REFUNDS].idle()
+    [row] = gw.refunds()
+    assert row["state"] == "failed"  # not before the backoff
+    gw.clock.now = row["next_attempt_at"]
+    await gw.app[RECONCILER].run_once()
+    await gw.app[REFUNDS].idle()
+    await gw.sandbox.runtime.webhooks.drain()
+    [row] = gw.refunds()
+    assert row["state"] == "processed" and row["idempotency_key"] == refund_key(payment_id, 2)
+    refunds = {r["id"]: r for r in (await gw.sandbox.ledger())["refunds"]}
+    assert [r["status"] for r in refunds.values()].count("processed") == 1
+    assert refunds[row["refund_id"]]["notes"]["refund_key"] == refund_key(payment_id, 2)
+    # the old generation's late webhook does not touch the new one
+    resp = await gw.client.post("/webhooks/razorpay", data=raw, headers={
+        "X-Razorpay-Event-Id": "evt_refundfailed3",
+        "X-Razorpay-Signature": sign(WEBHOOK_SECRET, raw)})
+    assert (await resp.json())["status"] == "refund_superseded"
+    assert gw.refunds()[0]["state"] == "processed"
+
+
+async def test_event_whose_processing_crashed_is_kept_and_retried(
+        gw: Gateway, monkeypatch: pytest.MonkeyPatch) -> None:
+    order = await gw.paying_order()
+    ledger = gw.app[LEDGER]
+    real = ledger.apply_tx
+    calls = []
+
+    def broken_once(*args: Any, **kwargs: Any) -> str:
+        calls.append(args)
+        if len(calls) == 1:
+            raise RuntimeError("simulated bug")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ledger, "apply_tx", broken_once)
+    await gw.sandbox.pay(order["payment"]["qr_id"], webhooks={"reorder": True})
+    await gw.settle()
+    rows = gw.q("SELECT event, outcome, processed_ts, error FROM webhook_inbox ORDER BY id")
+    assert rows[0]["processed_ts"] is None and "simulated bug" in rows[0]["error"]
+    assert rows[1]["outcome"] == "applied"  # the other event for the same payment
+    assert (await gw.order(order["order_id"]))["state"] == "paid"
+    report = await gw.reconcile()
+    assert report.recovered == 1
+    rows = gw.q("SELECT outcome, processed_ts FROM webhook_inbox ORDER BY id")
+    assert rows[0]["outcome"] == "duplicate_effect" and rows[0]["processed_ts"] is not None
+    assert len(await gw.commands()) == 1
