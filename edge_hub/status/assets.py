@@ -14,6 +14,7 @@ from .errors import Handler
 STATIC_FILES = {
     "style.css": "text/css",
     "app.js": "text/javascript",
+    "dom.js": "text/javascript",
     "favicon.svg": "image/svg+xml",
 }
 # Of those, what the login page needs; everything else is behind the login.

@@ -17,7 +17,7 @@ from .fake_hub import FakeHub
 async def test_without_a_session_only_the_login_page_is_served(
     client: TestClient[Any, Any], hub: FakeHub
 ) -> None:
-    for path in ("/", "/static/app.js", "/anything"):
+    for path in ("/", "/static/app.js", "/static/dom.js", "/anything"):
         r = await client.get(path, allow_redirects=False)
         assert r.status == 303 and r.headers["Location"] == "/login", path
     for path in ("/api/overview", "/api/boards", "/api/orders", "/api/logs", "/api/events"):
