@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from protocol.enums import MsgType, Role
-from protocol.errors import DecodeError, LinkError
+from protocol.errors import DecodeError, DecodeReason, LinkError
 from protocol.events import (
     AuthFailed,
     InvalidMessage,
@@ -123,6 +123,7 @@ class Link:
         self._out: list[bytes] = []
         self._ack_slot: int | None = None  # index in _out of a pure ACK not yet taken
         self._need_ack = False
+        self._down = False  # gave up at least once and nothing was acknowledged since
         self._dir_flag = _FROM_HUB if role is Role.HUB else 0
         self._c: dict[str, int] = dict.fromkeys(LinkStats.__slots__, 0)
 
@@ -206,11 +207,14 @@ class Link:
         # A stream is (sender epoch, receiver epoch): the peer restarts its stream towards our
         # new epoch at seq 1 (or, if it never heard from us, still holds everything from 1).
         self._rx.reset()
-        log.warning(
+        # Log a dead link once, not at every give-up while it stays dead.
+        log.log(
+            logging.DEBUG if self._down else logging.WARNING,
             "link addr=%d: peer not acknowledging after %d retries; new session epoch",
             self.addr,
             self.config.max_retries,
         )
+        self._down = True
         self._pump(now)
         return events
 
@@ -276,8 +280,9 @@ class Link:
             return
         if epoch != self.peer_epoch:
             self._adopt_peer_epoch(epoch, events)
-        if flags & _ACK and peer_epoch == self.epoch:
-            self._tx.on_ack(ack, now)
+        if flags & _ACK and peer_epoch == self.epoch and self._tx.on_ack(ack, now) and self._down:
+            self._down = False
+            log.info("link addr=%d: peer acknowledging again", self.addr)
         if flags & _RELIABLE and not pure_ack:
             verdict = self._rx.accept(seq)
             self._need_ack = True
@@ -297,7 +302,7 @@ class Link:
         try:
             message = decode_message(mtype, body)
         except DecodeError as exc:
-            if exc.reason == "unknown_type":
+            if exc.reason is DecodeReason.UNKNOWN_TYPE:
                 self._c["unknown"] += 1
                 events.append(UnknownMessage(mtype, version))
             else:

@@ -267,3 +267,23 @@ def test_backoff_doubles_then_caps() -> None:
         p.board.data_to_send()
     ratios = [round(g / gaps[0], 6) for g in gaps]
     assert ratios == [1, 2, 4, 4, 4, 4]
+
+
+def test_a_dead_peer_is_logged_once_and_its_return_once(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    cfg = TransportConfig(max_retries=1)
+    p = Pair(config=cfg)
+    p.handshake()
+    caplog.set_level(logging.DEBUG, logger="protocol.link")
+    for round_ in range(3):  # three give-ups in a row while the hub is unplugged
+        p.board.send(Log(20, round_, "x"), p.now)
+        while (t := p.board.next_timeout()) is not None:
+            p.board.handle_timeout(t)
+            p.board.data_to_send()
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "not acknowledging" in warnings[0].getMessage()
+    p.board.send(Log(20, 9, "back"), p.now)
+    p.pump()
+    infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert any("acknowledging again" in m for m in infos)
