@@ -3,7 +3,7 @@
 Messages: `hello` once ({"ping_s", "server_time"}), `change` per hub event (the event as the hub
 gave it: {"kind": "board"|"order"|"overview"|"log", ...}), `ping` when quiet for `ping_s`
 ({"server_time"}). The page refetches what a change names and treats a missing ping as a lost
-connection.
+connection. A stream ends when its session does (logout, expiry).
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from typing import Any
 
 from aiohttp import web
 
-from .keys import SETTINGS, STREAMS, VIEW
+from .keys import SESSIONS, SETTINGS, STREAMS, VIEW
+from .security import current_session
 
 logger = logging.getLogger(__name__)
 
@@ -43,11 +44,14 @@ async def api_events(request: web.Request) -> web.StreamResponse:
     assert task is not None
     streams = request.app[STREAMS]
     streams.add(task)
+    sessions, sid = request.app[SESSIONS], current_session(request).sid
     queue = view.subscribe()
     try:
         await response.write(f"retry: {RETRY_MS}\n".encode())
         await response.write(_message("hello", {"ping_s": ping_s, "server_time": time.time()}))
-        while True:
+        # The stream lives as long as its session: after a logout or expiry it ends at the next
+        # change or ping, and the page's reconnect then meets the login wall.
+        while sessions.get(sid) is not None:
             try:
                 event = await asyncio.wait_for(queue.get(), timeout=ping_s)
             except TimeoutError:

@@ -63,6 +63,17 @@ async def test_stream_delivers_changes_and_pings(tech: Tech, hub: FakeHub) -> No
     await wait_until_unsubscribed(hub)
 
 
+async def test_stream_ends_with_its_session(tech: Tech, hub: FakeHub) -> None:
+    r = await tech.client.get("/api/events")
+    assert (await next_message(r.content))[0] == "hello"
+    assert (await tech.post("/api/logout")).status == 200
+    # at the next ping (sse_ping_s) the stream sees the session gone and ends
+    tail = await asyncio.wait_for(r.content.read(), READ_TIMEOUT_S)
+    assert b"event: change" not in tail
+    await wait_until_unsubscribed(hub)
+    assert (await tech.client.get("/api/events")).status == 401
+
+
 async def test_each_page_gets_its_own_stream(tech: Tech, hub: FakeHub) -> None:
     a = await tech.client.get("/api/events")
     b = await tech.client.get("/api/events")

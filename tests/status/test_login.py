@@ -6,6 +6,7 @@ import re
 from http.cookies import SimpleCookie
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 
 from edge_hub.status import StatusSettings, TechUser, create_status_app
@@ -63,7 +64,7 @@ async def test_secure_cookie_when_configured(aiohttp_client: Any, tech_hash: str
 
 
 async def test_wrong_password_and_unknown_user_are_refused_alike(
-    client: TestClient[Any, Any],
+    client: TestClient[Any, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
     wrong = await error_of(
         await client.post("/api/login", json={"name": "tech", "password": "nope"}), 401
@@ -78,6 +79,8 @@ async def test_wrong_password_and_unknown_user_are_refused_alike(
     assert r.status == 401
     assert "wrong user name or password" in await r.text()
     assert "Set-Cookie" not in r.headers
+    assert "failed login as 'ghost'" in caplog.text
+    assert "nope" not in caplog.text  # the attempted password is never logged
 
 
 async def test_login_validation_errors(client: TestClient[Any, Any]) -> None:

@@ -417,9 +417,9 @@ function connect() {
   source.addEventListener("ping", () => {
     setLive(true);
     armWatchdog();
-    // quiet for a while: refresh what ages without events (uptime, outbox age, last seen)
-    loadOverview();
-    loadBoards();
+    // quiet for a while: refresh what ages without events (outbox age, last seen), and
+    // anything a full event queue at the hub may have dropped
+    refreshAll();
   });
   source.addEventListener("change", (ev) => {
     armWatchdog();
