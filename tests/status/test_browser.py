@@ -164,11 +164,12 @@ async def test_purchase_live_in_chromium(
     await expect(card).to_contain_text("vend-fw 1.3.0")
 
     # rupees from integer paise, exactly; a non-integer amount is shown as it came, not rounded
+    # the last: no amount at all shows an en dash
     amounts = await page.evaluate(
         """import("./static/dom.js").then((m) => [2500, 5, 1999, 123456789, -250, 12.5, null]
              .map((p) => m.fmtAmount(p, "INR")))"""
     )
-    assert amounts == ["₹25.00", "₹0.05", "₹19.99", "₹12,34,567.89", "-₹2.50", "12.5", "–"]
+    assert amounts == ["₹25.00", "₹0.05", "₹19.99", "₹12,34,567.89", "-₹2.50", "12.5", "\u2013"]
 
     # readable on a phone: nothing wider than the screen
     await page.set_viewport_size({"width": 390, "height": 844})
