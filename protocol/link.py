@@ -8,7 +8,8 @@ Receive pipeline for each CRC-valid frame (order matters, see docs/protocol.md):
 version -> direction/address filter -> epoch sanity (non-zero, not retired) -> stale-session
 check -> MAC (tag, then counter) -> peer epoch update -> ACK field -> sequencing -> replay
 state commit -> decode. The replay state (last counter) advances only for a frame whose MAC
-verified and which was taken in sequence.
+verified and which was taken in sequence. Session changes (a new peer epoch, a give-up) go
+through the one table in `protocol.session`.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from protocol.mac import (
     verify_tag,
 )
 from protocol.messages import MONEY_TYPES, UNSIGNED_TYPES, Message, decode_message
+from protocol.session import Action, SessionEvent, SessionState, transition
 from protocol.transport import Pending, RxSequencer, TransportConfig, TxWindow
 
 log = logging.getLogger(__name__)
@@ -114,6 +116,7 @@ class Link:
         self.set_key(key)
         self.epoch = epoch or _random_epoch()
         self.peer_epoch = 0
+        self.session = SessionState.NO_PEER
         self._decoder = FrameDecoder()
         self._tx = TxWindow(baud, self.config)
         self._rx = RxSequencer()
@@ -199,14 +202,7 @@ class Link:
                 self._transmit(p)
                 self._c["retransmits"] += 1
             return events
-        old = self.epoch
-        self._fail_all(events)
-        while self.epoch in (old, self.peer_epoch):
-            self.epoch = _random_epoch()
-        self._tx_counter = TxCounter()
-        # A stream is (sender epoch, receiver epoch): the peer restarts its stream towards our
-        # new epoch at seq 1 (or, if it never heard from us, still holds everything from 1).
-        self._rx.reset()
+        self._session_event(SessionEvent.GIVE_UP, 0, events)
         # Log a dead link once, not at every give-up while it stays dead.
         log.log(
             logging.DEBUG if self._down else logging.WARNING,
@@ -279,7 +275,7 @@ class Link:
             self._auth_failed(mtype, events, "mac_failures")
             return
         if epoch != self.peer_epoch:
-            self._adopt_peer_epoch(epoch, events)
+            self._session_event(SessionEvent.NEW_PEER_EPOCH, epoch, events)
         if flags & _ACK and peer_epoch == self.epoch and self._tx.on_ack(ack, now) and self._down:
             self._down = False
             log.info("link addr=%d: peer acknowledging again", self.addr)
@@ -316,19 +312,30 @@ class Link:
         self._c[counter] += 1
         events.append(AuthFailed(mtype))
 
-    def _adopt_peer_epoch(self, epoch: int, events: list[LinkEvent]) -> None:
-        old = self.peer_epoch
-        self.peer_epoch = epoch
-        self._rx.reset()
-        self._guard.reset()
-        if old == 0:
-            return
-        # The peer's session changed: ours towards it restarts too (stream = both epochs).
-        self._retired.append(old)
-        self._c["peer_restarts"] += 1
-        self._fail_all(events)
-        log.info("link addr=%d: peer restarted (epoch %08x -> %08x)", self.addr, old, epoch)
-        events.append(PeerRestarted(old, epoch))
+    def _session_event(self, event: SessionEvent, epoch: int, events: list[LinkEvent]) -> None:
+        """Run the session table (protocol.session) for `event`; `epoch` is the new peer's."""
+        self.session, actions = transition(self.session, event)
+        old_peer = self.peer_epoch
+        for action in actions:
+            if action is Action.RETIRE_PEER:
+                self._retired.append(old_peer)
+                self._c["peer_restarts"] += 1
+            elif action is Action.FAIL_PENDING:
+                self._fail_all(events)
+            elif action is Action.NEW_OWN_EPOCH:
+                old = self.epoch
+                while self.epoch in (old, self.peer_epoch):
+                    self.epoch = _random_epoch()
+                self._tx_counter = TxCounter()
+            elif action is Action.ADOPT_PEER:
+                self.peer_epoch = epoch
+                self._guard.reset()
+            elif action is Action.RESET_RX:
+                self._rx.reset()
+            elif action is Action.REPORT_RESTART:
+                log.info("link addr=%d: peer restarted (epoch %08x -> %08x)", self.addr,
+                         old_peer, epoch)
+                events.append(PeerRestarted(old_peer, epoch))
 
     def _fail_all(self, events: list[LinkEvent]) -> None:
         failed = self._tx.drain()

@@ -133,3 +133,32 @@ def test_first_frame_of_a_new_session_must_be_seq_1() -> None:
     p.now = t
     p.pump()
     assert received(p.hub_events) == [HELLO]
+
+
+def test_session_table_covers_every_state_and_event() -> None:
+    from protocol.session import (
+        TRANSITIONS,
+        Action,
+        SessionEvent,
+        SessionState,
+        transition,
+    )
+
+    assert set(TRANSITIONS) == {(s, e) for s in SessionState for e in SessionEvent}
+    # Only a restart of a known peer reports PeerRestarted; only a give-up changes our epoch.
+    for (state, event), (_, actions) in TRANSITIONS.items():
+        assert (Action.REPORT_RESTART in actions) == (
+            state is SessionState.PEER and event is SessionEvent.NEW_PEER_EPOCH
+        )
+        assert (Action.NEW_OWN_EPOCH in actions) == (event is SessionEvent.GIVE_UP)
+        assert Action.RESET_RX in actions  # every session change restarts the peer's stream
+    assert transition(SessionState.NO_PEER, SessionEvent.NEW_PEER_EPOCH)[0] is SessionState.PEER
+
+
+def test_link_session_state_follows_the_table() -> None:
+    from protocol.session import SessionState
+
+    p = Pair()
+    assert p.board.session is SessionState.NO_PEER and p.hub.session is SessionState.NO_PEER
+    p.handshake()
+    assert p.board.session is SessionState.PEER and p.hub.session is SessionState.PEER
