@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import math
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -39,6 +40,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 
@@ -241,11 +243,6 @@ class Site:
         async with self.http.get(f"{self.gw}/hub/boards", headers=self.auth()) as r:
             return r.status == 200 and len((await r.json())["boards"]) >= self.boards_n
 
-    async def order(self, order_id: str) -> dict[str, Any]:
-        async with self.http.get(f"{self.gw}/orders/{order_id}", headers=self.auth()) as r:
-            r.raise_for_status()
-            return dict(await r.json())
-
     async def pay(self, qr_id: str) -> list[str]:
         async with self.http.post(f"{self.sb}/_sim/qr/{qr_id}/pay", json={}) as r:
             r.raise_for_status()
@@ -263,6 +260,12 @@ class Site:
             return int(db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
         finally:
             db.close()
+
+    def memory(self, when: str) -> None:
+        status = Path(f"/proc/{self.procs['hub'].pid}/status").read_text()
+        mem = {k: v.strip() for k, _, v in (x.partition(":") for x in status.splitlines())
+               if k in ("VmRSS", "VmHWM")}
+        print(f"  hub memory {when}: rss {mem['VmRSS']}, peak {mem['VmHWM']}", flush=True)
 
     async def stop(self) -> None:
         for board in self.boards:
@@ -307,7 +310,10 @@ class Sample:
     state: str = ""
 
 
-async def shopper(site: Site, board: SimBoard, rounds: int, samples: list[Sample]) -> None:
+async def shopper(site: Site, board: SimBoard, rounds: int, think_s: float,
+                  samples: list[Sample]) -> None:
+    rng = random.Random(board.name)
+    await asyncio.sleep(rng.uniform(0, think_s))
     for n in range(rounds):
         product, options, qty = MENU[(n + len(board.name)) % len(MENU)]
         s = Sample(board.name)
@@ -317,16 +323,20 @@ async def shopper(site: Site, board: SimBoard, rounds: int, samples: list[Sample
             s.state = f"{p.state.value} {p.reject_reason or ''} {p.reject_message or ''}"
             continue
         s.qr_ms = p.qr_latency_s * 1000
-        assert p.order_ref is not None
-        order = await site.order(p.order_ref)
-        s.event_ids = await site.pay(order["payment"]["qr_id"])
+        # The customer's phone scans the QR on the display and pays it: the sandbox's UPI URI
+        # names its QR code in `tr` (the gateway is not asked: the hub has it to itself).
+        assert p.qr is not None and p.qr.decoded is not None, p.qr
+        qr_id = parse_qs(urlsplit(p.qr.decoded).query)["tr"][0]
+        s.event_ids = await site.pay(qr_id)
         await board.wait_closed(p, 30)
         s.t_approved, s.state = p.t_approved, p.state.value
+        await asyncio.sleep(rng.uniform(0.5, 1.5) * think_s)  # the next customer walks up
 
 
-async def purchases(site: Site, rounds: int) -> tuple[list[float], list[float], int]:
+async def purchases(site: Site, rounds: int, think_s: float
+                    ) -> tuple[list[float], list[float], int]:
     samples: list[Sample] = []
-    await asyncio.gather(*(shopper(site, b, rounds, samples) for b in site.boards))
+    await asyncio.gather(*(shopper(site, b, rounds, think_s, samples) for b in site.boards))
     sent = await site.webhook_sent()
     qr = [s.qr_ms for s in samples if s.qr_ms is not None]
     approve = [(s.t_approved - min(sent[e] for e in s.event_ids)) * 1000 for s in samples
@@ -347,6 +357,7 @@ async def drain(site: Site, backlog: int) -> tuple[float, int, float]:
                            for b in site.boards))
     depth = await until("backlog in the outbox",
                         lambda: _at_least(site, backlog), 120, every_s=0.2)
+    site.memory("with the backlog")
     fill_s = time.monotonic() - t0
     print(f"  backlog: {depth} events in the hub outbox after {fill_s:.1f} s "
           f"({per_board * len(site.boards) / fill_s:.0f} LOG frames/s in)", flush=True)
@@ -382,13 +393,17 @@ async def bench(args: argparse.Namespace) -> str:
     async with aiohttp.ClientSession() as http:
         site = Site(tmp, args.boards, http)
         try:
-            print(f"site bench in {tmp}: {args.boards} boards, {args.rounds} purchases each",
-                  flush=True)
+            load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+            print(f"site bench in {tmp}: {args.boards} boards, {args.rounds} purchases each "
+                  f"(load average {load} on {os.cpu_count()} cores)", flush=True)
             await site.start()
-            qr, approve, bad = await purchases(site, args.rounds)
+            site.memory("started")
+            qr, approve, bad = await purchases(site, args.rounds, args.think_s)
             print(f"  purchases: {len(qr)} QRs, {len(approve)} approvals, {bad} not vended",
                   flush=True)
+            site.memory("after the purchases")
             eps, _, _ = await drain(site, args.backlog)
+            site.memory("after the drain")
             rss = vm_hwm_mb(site.procs["hub"].pid)
         finally:
             await site.stop()
@@ -407,6 +422,8 @@ def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--boards", type=int, default=16)
     p.add_argument("--rounds", type=int, default=10, help="purchases per board")
+    p.add_argument("--think-s", type=float, default=1.0,
+                   help="mean pause between two purchases on one board (uniform 0.5x..1.5x)")
     p.add_argument("--backlog", type=int, default=100_000, help="outbox events to drain")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
     line = asyncio.run(bench(p.parse_args(argv)))
