@@ -40,6 +40,7 @@ from .openapi import build
 from .orders.service import OrderService
 from .ratelimit import RateLimiter
 from .razorpay_client import RazorpayClient, RazorpaySettings
+from .razorpay_pool import RazorpayProcessPool
 from .routes import ALL_ROUTES
 from .routes.hub import SOCKETS, close_sockets
 from .settings import Settings
@@ -61,11 +62,18 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 async def _razorpay(app: web.Application) -> AsyncIterator[None]:
     s = app[SETTINGS]
-    client = RazorpayClient(RazorpaySettings(
+    rzp = RazorpaySettings(
         key_id=s.razorpay_key_id, key_secret=s.razorpay_key_secret.reveal(),
         base_url=s.razorpay_base_url or None, timeout_s=s.razorpay_timeout_s,
-        threads=s.razorpay_threads))
-    app[RAZORPAY] = client
+        threads=s.razorpay_threads)
+    client: RazorpayClient | RazorpayProcessPool
+    if s.razorpay_processes > 0:
+        pool = RazorpayProcessPool(rzp, s.razorpay_processes)
+        await pool.start()
+        client = pool
+    else:
+        client = RazorpayClient(rzp)
+    app[RAZORPAY] = client  # type: ignore[assignment]  # same methods, see razorpay_pool
     yield
     await client.aclose()
 

@@ -25,7 +25,7 @@ from .settings import Settings
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Callable[[], float])
 DB = web.AppKey("db", Database)
-RAZORPAY = web.AppKey("razorpay", RazorpayClient)
+RAZORPAY = web.AppKey("razorpay", RazorpayClient)  # or a RazorpayProcessPool: same methods
 COMMANDS = web.AppKey("commands", CommandQueue)
 ORDERS = web.AppKey("orders", OrderService)
 HUB_SYNC = web.AppKey("hub_sync", HubSync)

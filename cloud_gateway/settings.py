@@ -81,7 +81,11 @@ class Settings:
         "", "Razorpay API base URL, scheme://host:port without /v1; empty = real Razorpay. "
         "Point it at `cloud-gateway sandbox` for offline use.")
     razorpay_timeout_s: float = setting(5.0, "Timeout of every Razorpay API call, in seconds.")
-    razorpay_threads: int = setting(4, "Worker threads for the synchronous Razorpay SDK.")
+    razorpay_threads: int = setting(4, "Worker threads for the synchronous Razorpay SDK "
+                                    "(used when razorpay_processes is 0).")
+    razorpay_processes: int = setting(
+        0, "Worker processes running the Razorpay SDK (0: threads in the gateway process). "
+        "2 keeps the SDK's CPU off the event loop's GIL under load (see bench/gateway.py).")
     webhook_secret: Secret = setting(  # noqa: RUF009
         "", "Razorpay webhook secret (Dashboard, per webhook).", secret=True)
     webhook_previous_secret: Secret = setting(  # noqa: RUF009

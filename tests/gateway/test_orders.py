@@ -226,3 +226,17 @@ async def test_razorpay_5xx_is_502_unknown(gw: Gateway, sandbox: Sandbox) -> Non
     assert status == 502 and err["error"]["details"]["kind"] == "unknown"
     _, fresh = await gw.call("GET", f"/orders/{order['order_id']}", expect=200)
     assert fresh["state"] == "created"
+
+
+async def test_razorpay_in_worker_processes_same_answers(start_gateway: GatewayFactory,
+                                                        sandbox: Sandbox) -> None:
+    gw = await start_gateway(razorpay_processes=1)
+    order = await paid_order(gw, sandbox, key="proc")
+    assert order["state"] == "paid" and order["payment"]["upi_uri"].startswith("upi://")
+    qr = await gw.app[RAZORPAY].fetch_qr(order["payment"]["qr_id"])
+    assert qr["status"] == "closed"  # paid single-use QR closes itself
+    await sandbox.sim("POST", "/_sim/faults", {"api_error_next": 1, "api_error_kind": "server"})
+    status, err = await gw.call("POST", "/orders", body={
+        "board_uid": BOARD_A, "product": "espresso", "options": [], "quantity": 1,
+        "idempotency_key": "proc-5xx", "pay": True})
+    assert status == 502 and err["error"]["details"]["kind"] == "unknown"  # RazorpayError kept
