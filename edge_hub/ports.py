@@ -100,7 +100,9 @@ class BoardConnection:
             beat()
 
     def close(self) -> None:
-        self._writer.close()
+        # abort, not close: close() first drains (tcdrain) in a worker thread, which blocks for
+        # ever on an unplugged adapter or an unread pty. Unsent frames are resent by the link.
+        self._writer.transport.abort()
 
 
 def expand(pattern: str) -> list[str]:
