@@ -54,6 +54,7 @@ from protocol.messages import (
     message_fields,
 )
 from protocol.qrbits import pack_bitmap, unpack_bitmap
+from protocol.session import SessionState
 from protocol.transport import TransportConfig, base_rto
 
 __all__ = [
@@ -100,6 +101,7 @@ __all__ = [
     "RejectReason",
     "Role",
     "SendFailed",
+    "SessionState",
     "Status",
     "StatusRequest",
     "TransportConfig",
