@@ -300,11 +300,15 @@ class LocalSite:
 
         await until("every board connected to the hub", connected, timeout_s, alive=proc)
 
-    def outbox_depth(self) -> int:
-        """Events in the hub's outbox, not yet acknowledged by the gateway."""
+    def outbox_depth(self, lane: str | None = None) -> int:
+        """Events in the hub's outbox (of one lane: 'money' or 'telemetry'), not yet
+        acknowledged by the gateway."""
         if not self.hub_db_path.exists():
             return 0
-        return int(_query(self.hub_db_path, "SELECT COUNT(*) AS n FROM outbox")[0]["n"])
+        sql, args = "SELECT COUNT(*) AS n FROM outbox", ()
+        if lane is not None:
+            sql, args = sql + " WHERE lane = ?", (lane,)
+        return int(_query(self.hub_db_path, sql, args)[0]["n"])
 
     # --- the boards ------------------------------------------------------------------------
     async def _start_boards(self) -> None:
