@@ -18,7 +18,7 @@ class Backoff:
         """Delay before the next attempt: uniform in [cap/2, cap], cap doubling up to max_s."""
         cap = min(self.max_s, self.initial_s * (2 ** min(self.attempts, 30)))
         self.attempts += 1
-        return cap / 2 + self._rng.random() * cap / 2
+        return float(cap / 2 + self._rng.random() * cap / 2)
 
     def reset(self) -> None:
         self.attempts = 0

@@ -368,7 +368,7 @@ class Hub:
             text = e.message
         if order is not None and board.registered:
             self.spawn(self.store.set_registered(board.uid), f"registered:{board.uid}")
-        payment = (order or {}).get("payment")
+        payment = order.get("payment") if order is not None else None
         if order is None or not payment:
             await self._move(s, S.REJECTED, f"{reason.name}: {text}")
             if s.state is S.REJECTED:

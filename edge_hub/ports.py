@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-import serial
+import serial  # type: ignore[import-untyped]
 import serial_asyncio_fast
 
 from edge_hub.backoff import Backoff

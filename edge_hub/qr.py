@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import qrcode
-import qrcode.constants
+import qrcode  # type: ignore[import-untyped]
+import qrcode.constants  # type: ignore[import-untyped]
 
 from protocol.qrbits import pack_bitmap
 
