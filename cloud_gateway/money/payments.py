@@ -14,7 +14,8 @@ arriving three ways has one effect:
     payment_confirmed command (rule 1);
   - amount or currency differs -> ``refund_amount_mismatch``: refund; a waiting order is
     cancelled (its single-use QR is spent) and its hub told;
-  - order expired or cancelled -> ``refund_late``: refund;
+  - order expired or cancelled, or the payment's own `created_at` is past the QR's
+    `close_by` -> ``refund_late``: refund (a still waiting order is expired, its hub told);
   - order already paid by another payment -> ``refund_duplicate``: refund;
   - no order of ours -> ``unmatched``: an ALERT for an operator;
   - order still ``created`` (the QR answer is not committed yet) -> undecided; the next poll
@@ -161,6 +162,11 @@ class PaymentLedger:
             return "deferred"
         if p.amount != order["amount"] or p.currency != order["currency"]:
             return self._refund_tx(tx, p, order_id, RefundReason.AMOUNT_MISMATCH, state)
+        if state == OrderState.PAYMENT_PENDING and self._after_close(p, order):
+            # the QR should have been closed (Razorpay closes it at close_by): a late payment
+            self.cancel_order_tx(tx, order_id, CancelReasonName.EXPIRED,
+                                 f"payment {p.payment_id} arrived after close_by")
+            return self._refund_tx(tx, p, order_id, RefundReason.LATE, OrderState.EXPIRED)
         if state == OrderState.PAYMENT_PENDING:
             self._set_disposition_tx(tx, p.payment_id, "applied")
             self._orders.mark_paid_tx(tx, order_id, p.payment_id, p.amount, p.currency, WHO,
@@ -172,6 +178,14 @@ class PaymentLedger:
             self._set_disposition_tx(tx, p.payment_id, "applied")
             return "duplicate_effect"
         return self._refund_tx(tx, p, order_id, RefundReason.DUPLICATE, state)
+
+    @staticmethod
+    def _after_close(p: PaymentEntity, order: sqlite3.Row) -> bool:
+        """Razorpay's own time of the payment is past the QR's close_by."""
+        created = p.raw.get("created_at")
+        close_by = order["close_by"]
+        return (isinstance(created, int) and not isinstance(created, bool)
+                and close_by is not None and created > close_by)
 
     def _refund_tx(self, tx: Tx, p: PaymentEntity, order_id: str, reason: RefundReason,
                    state: str) -> str:

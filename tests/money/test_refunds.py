@@ -210,3 +210,18 @@ async def test_refund_failed_report_then_processed_is_one_refund(
     assert row["state"] == "processed" and row["idempotency_key"] == refund_key(payment_id, 1)
     assert len((await gw.sandbox.ledger())["refunds"]) == 1
     assert gw.state(order["order_id"]) == "refunded"
+
+
+async def test_payment_made_after_close_by_is_late_even_before_the_reconciler(
+        gw: Gateway) -> None:
+    gw.sandbox.runtime.store.clock = gw.clock  # Razorpay and the gateway share the fake time
+    order = await gw.paying_order()
+    gw.clock.now = order["payment"]["close_by"] + 5  # no reconciler pass has expired it yet
+    late = await gw.sandbox.pay(order["payment"]["qr_id"])
+    assert late["payments"][0]["created_at"] > order["payment"]["close_by"]
+    await gw.settle()
+    assert gw.state(order["order_id"]) == "expired"
+    assert gw.payments()[0]["disposition"] == "refund_late"
+    refund = only_refund(await gw.sandbox.ledger())
+    assert refund["payment_id"] == late["payments"][0]["id"] and refund["status"] == "processed"
+    assert [c["type"] for c in gw.q("SELECT type FROM commands")] == ["order_cancelled"]
