@@ -83,6 +83,10 @@ class Run:
     outcomes: Counter[str] = field(default_factory=Counter)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one process fault at a time
+    without: frozenset[str] = frozenset()  # fault names not to inject (bisecting a finding)
+
+    def allows(self, fault: str) -> bool:
+        return fault not in self.without
 
     def take(self) -> bool:
         if self.stopping.is_set() or self.started >= self.target or \
@@ -102,10 +106,12 @@ def qr_id_of(p: Purchase) -> str | None:
 
 def pick_plan(rng: random.Random, qty: int, run: Run) -> VendPlan:
     x = rng.random()
-    if x < 0.10:
+    if x < 0.10 and run.allows("vend_jam"):
         return VendPlan.jam(rng.randrange(qty))
     if x < 0.30:
-        return VendPlan.reboot(rng.choice(list(RebootStage)))
+        stages = [s for s in RebootStage if run.allows(f"board_reboot_{s.value}")]
+        if stages:
+            return VendPlan.reboot(rng.choice(stages))
     return VendPlan.ok()
 
 
@@ -114,6 +120,8 @@ WEBHOOK_VARIANTS = ("normal", "duplicate", "delay", "reorder", "drop")
 
 async def pay(run: Run, qr_id: str, *, fault: str | None = None, **body: object) -> None:
     variant = run.rng.choice(WEBHOOK_VARIANTS)
+    if not run.allows(f"webhook_{variant}"):
+        variant = "normal"
     hooks: dict[str, object] = {}
     if variant == "duplicate":
         hooks["duplicates"] = run.rng.randint(1, 2)
@@ -138,7 +146,7 @@ async def pay(run: Run, qr_id: str, *, fault: str | None = None, **body: object)
 async def one_purchase(run: Run, board: SimBoard, rng: random.Random) -> None:
     product, options, qty = rng.choice(MENU)
     plan = pick_plan(rng, qty, run)
-    reboot_while_ordering = rng.random() < 0.03
+    reboot_while_ordering = rng.random() < 0.03 and run.allows("board_reboot_ordering")
     request = asyncio.create_task(board.request(product, options, qty, plan=plan))
     if reboot_while_ordering:
         await asyncio.sleep(rng.uniform(0.0, 0.05))
@@ -158,6 +166,13 @@ async def one_purchase(run: Run, board: SimBoard, rng: random.Random) -> None:
     run.finished += 1
 
 
+# cumulative thresholds of the customer's behaviours in `customer` (the rest pay normally)
+CUSTOMER_FAULTS = ((0.06, "pay_twice"), (0.11, "pay_wrong_amount"), (0.16, "pay_after_expiry"),
+                   (0.20, "pay_after_cancel"), (0.27, "customer_cancel"),
+                   (0.31, "customer_walks_away"), (0.34, "board_reboot_qr_shown"),
+                   (0.37, "pay_fail_first"))
+
+
 async def customer(run: Run, board: SimBoard, p: Purchase, rng: random.Random) -> None:
     """What the person in front of the machine does with the QR on the display."""
     qr_id = qr_id_of(p)
@@ -169,6 +184,9 @@ async def customer(run: Run, board: SimBoard, p: Purchase, rng: random.Random) -
     x = rng.random()
     if p.state is not PurchaseState.SHOWING_QR:
         return
+    chosen = next((name for limit, name in CUSTOMER_FAULTS if x < limit), None)
+    if chosen is not None and not run.allows(chosen):
+        x = 1.0  # that fault is off: an ordinary customer
     if x < 0.06:  # pays twice (two captured payments on a single-use QR)
         await pay(run, qr_id, fault="pay_twice", times=2)
     elif x < 0.11:  # pays the wrong amount
@@ -258,7 +276,9 @@ SCHEDULE = ((gateway_outage, 2), (hub_kill, 2), (line_noise, 3), (razorpay_error
 
 
 async def scheduler(run: Run, rng: random.Random, every_s: float) -> None:
-    kinds = [f for f, w in SCHEDULE for _ in range(w)]
+    kinds = [f for f, w in SCHEDULE for _ in range(w) if run.allows(f.__name__)]
+    if not kinds:
+        return
     while not run.stopping.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(run.stopping.wait(), rng.uniform(0.5, 2.0) * every_s)
@@ -319,7 +339,8 @@ async def chaos(args: argparse.Namespace) -> tuple[Report, int]:
          f"data in {site.root}")
     try:
         await site.start()
-        run = Run(site, rng, args.purchases, t0 + args.time_limit)
+        run = Run(site, rng, args.purchases, t0 + args.time_limit,
+                  without=frozenset(args.without.split(",")) if args.without else frozenset())
         shoppers = [asyncio.create_task(shopper(run, b, random.Random(rng.random())))
                     for b in site.boards]
         faults = asyncio.create_task(scheduler(run, random.Random(rng.random()), args.fault_every))
@@ -380,6 +401,10 @@ def main(argv: list[str]) -> int:
     p.add_argument("--settle-s", type=float, default=120.0, help="longest settle after faults")
     p.add_argument("--fault-every", type=float, default=1.5, metavar="S",
                    help="mean seconds between process/line/API faults")
+    p.add_argument("--without", default="", metavar="A,B",
+                   help="fault names not to inject: scheduler faults by function name "
+                   "(gateway_outage, hub_kill, line_noise, razorpay_errors, razorpay_timeouts) "
+                   "or the per-purchase names printed in the fault list")
     p.add_argument("--data-dir", default=None, help="keep everything here (wiped at start)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
     p.add_argument("--log-level", default="ERROR")
