@@ -8,6 +8,9 @@ adapter, then the services built on both. Every key is in `keys.py`; every route
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable
@@ -16,7 +19,7 @@ from aiohttp import web
 
 from .auth import Authenticator
 from .commands import CommandQueue
-from .db import Database
+from .db import Database, DatabaseError
 from .hub_sync import HubSync
 from .keys import (
     AUTH,
@@ -46,6 +49,7 @@ from .routes.hub import SOCKETS, close_sockets
 from .settings import Settings
 
 AUTH_BURST = 10
+log = logging.getLogger(__name__)
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
@@ -90,9 +94,28 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     metrics.add_gauge("gateway_commands_pending", "Commands queued for hubs and not yet acked.",
                       commands.pending_count)
     app[READY]["services"] = True
+    pruner = asyncio.create_task(_prune_forever(app), name="prune")
     yield
     app[READY]["services"] = False
+    pruner.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await pruner
     await orders.aclose()
+
+
+PRUNE_EVERY_S = 3600.0
+
+
+async def _prune_forever(app: web.Application) -> None:
+    """Retention (`retention_days`): hourly, and once at start."""
+    db, clock, days = app[DB], app[CLOCK], app[SETTINGS].retention_days
+    while True:
+        before = int(clock()) - days * 86400
+        try:
+            await db.write(lambda tx, before=before: HubSync.prune_tx(tx, before))
+        except DatabaseError as exc:  # logged and retried next hour; never fatal
+            log.warning("pruning failed: %s", exc)
+        await asyncio.sleep(PRUNE_EVERY_S)
 
 
 def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) -> web.Application:

@@ -88,6 +88,19 @@ class HubSync:
                               (hub.hub_id,))
         return [_board_api(r) for r in rows]
 
+    # --- retention ----------------------------------------------------------------------------
+    @staticmethod
+    def prune_tx(tx: Tx, before: int) -> int:
+        """Forget hub event ids and acked commands older than `before` (bounded storage,
+        INVARIANTS rule 11); money and vend records live in other tables and stay."""
+        events = tx.execute("DELETE FROM hub_events WHERE received_at < ?", (before,)).rowcount
+        commands = tx.execute("DELETE FROM commands WHERE acked = 1 AND acked_at < ?",
+                              (before,)).rowcount
+        if events or commands:
+            log.info("pruned old hub events and acked commands",
+                     extra={"events": events, "commands": commands})
+        return events + commands
+
     # --- events -------------------------------------------------------------------------------
     async def ingest(self, hub: HubIdentity, events: list[object]) -> list[EventResult]:
         if len(events) > MAX_EVENTS_PER_BATCH:

@@ -115,6 +115,9 @@ class Settings:
     checkpoint_interval_s: float = setting(
         5.0, "Seconds between background WAL checkpoints (kept out of the commit path).")
     reconcile_interval_s: float = setting(15.0, "Seconds between reconciler passes.")
+    retention_days: int = setting(
+        30, "Days hub event ids and acknowledged commands are kept (idempotency window); "
+        "orders, payments, refunds and webhooks are never deleted.")
 
     @property
     def db_path(self) -> Path:

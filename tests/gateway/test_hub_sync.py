@@ -205,3 +205,16 @@ async def test_restart_with_commands_pending_resends_from_cursor(
     _, batch = await gw2.call("GET", "/hub/commands?after=0", expect=200)
     assert batch["commands"] == []
     assert await gw2.app[COMMANDS].enqueue("hub-a", "config_changed", None, None, {}) == 3
+
+
+async def test_old_event_ids_and_acked_commands_are_pruned(gw: Gateway) -> None:
+    from cloud_gateway.hub_sync import HubSync
+
+    assert await post(gw, [ev("old-1", "telemetry", t=1)]) == [("old-1", "applied")]
+    for _ in range(2):
+        await gw.app[COMMANDS].enqueue("hub-a", "config_changed", None, None, {})
+    await gw.call("POST", "/hub/commands/ack", body={"upto": 1}, expect=200)
+    future = int(time.time()) + 10
+    assert await gw.app[DB].write(lambda tx: HubSync.prune_tx(tx, future)) == 2
+    rows = gw.app[DB].query("SELECT seq, acked FROM commands")
+    assert [(r["seq"], r["acked"]) for r in rows] == [(2, 0)]  # unacked stays, whatever its age

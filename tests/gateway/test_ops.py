@@ -130,3 +130,33 @@ async def test_secrets_never_in_logs(gw: Gateway, caplog: Any) -> None:
                "guess-this-1", gw.tokens["hub-a"]]
     text = caplog.text + repr(s)
     assert all(x not in text for x in secrets)
+
+
+def test_json_log_lines_carry_request_hub_and_order_ids() -> None:
+    import json
+    import logging
+
+    from cloud_gateway.logs import HUB_ID, REQUEST_ID, JsonFormatter
+
+    record = logging.LogRecord("cloud_gateway.x", logging.INFO, __file__, 1, "order %s", ("ok",),
+                               None)
+    record.order_id = "ord_1"
+    tokens = REQUEST_ID.set("req-1"), HUB_ID.set("hub-a")
+    try:
+        line = json.loads(JsonFormatter().format(record))
+    finally:
+        REQUEST_ID.reset(tokens[0])
+        HUB_ID.reset(tokens[1])
+    assert line["msg"] == "order ok" and line["level"] == "INFO"
+    assert (line["request_id"], line["hub_id"], line["order_id"]) == ("req-1", "hub-a", "ord_1")
+
+
+def test_sandbox_subcommand_delegates_to_the_sandbox_cli(capsys: Any) -> None:
+    import pytest
+
+    from cloud_gateway.cli import run
+
+    with pytest.raises(SystemExit) as exit_:
+        run(["sandbox", "--help"])
+    assert exit_.value.code == 0
+    assert "cloud-gateway sandbox" in capsys.readouterr().out

@@ -240,3 +240,20 @@ async def test_razorpay_in_worker_processes_same_answers(start_gateway: GatewayF
         "board_uid": BOARD_A, "product": "espresso", "options": [], "quantity": 1,
         "idempotency_key": "proc-5xx", "pay": True})
     assert status == 502 and err["error"]["details"]["kind"] == "unknown"  # RazorpayError kept
+
+
+async def test_full_flow_with_real_signed_webhooks(gw: Gateway, sandbox: Sandbox) -> None:
+    """The sandbox pays the QR and delivers qr_code.credited + payment.captured, signed, to the
+    gateway's webhook route; the hub hears payment_confirmed, vends, and confirms."""
+    await sandbox.sim("POST", "/_sim/config",
+                      {"webhook_url": str(gw.client.make_url("/webhooks/razorpay"))})
+    order = await gw.order(key="e2e", pay=True)
+    await sandbox.sim("POST", f"/_sim/qr/{order['payment']['qr_id']}/pay")
+    await sandbox.sim("POST", "/_sim/drain")
+    _, paid = await gw.call("GET", f"/orders/{order['order_id']}", expect=200)
+    assert paid["state"] == "paid"
+    _, batch = await gw.call("GET", "/hub/commands?after=0&wait=2", expect=200)
+    assert [c["type"] for c in batch["commands"]] == ["payment_confirmed"]  # once, not twice
+    await gw.call("POST", f"/orders/{order['order_id']}/dispense", expect=200)
+    _, receipt = await gw.call("POST", f"/orders/{order['order_id']}/confirm", expect=200)
+    assert receipt["amount"] == order["amount"] and receipt["payment_id"].startswith("pay_")
