@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import logging
+from collections import Counter
 
 import pytest
 
@@ -199,3 +201,27 @@ async def test_event_without_the_entity_it_names_is_stored_as_invalid(gw: Gatewa
     [row] = gw.q("SELECT outcome, error, processed_ts FROM webhook_inbox")
     assert row["outcome"] == "invalid" and "payload.payment" in row["error"]
     assert gw.payments() == []
+
+
+async def test_concurrent_deliveries_of_one_payment_have_one_effect(gw: Gateway) -> None:
+    order = await gw.paying_order()
+    paid = await gw.sandbox.pay(order["payment"]["qr_id"], webhooks={"drop": True})
+    bodies = [(evt, gw.sandbox.runtime.webhooks.event_body(evt)) for evt in paid["event_ids"]]
+    sends = [post_hook(gw, raw, sign(WEBHOOK_SECRET, raw), evt)
+             for evt, raw in bodies * 4 if raw is not None]
+    answers = await asyncio.gather(*sends)
+    assert all(status == 200 for status, _ in answers)
+    outcomes = Counter(str(a["status"]) for _, a in answers)
+    assert outcomes == {"applied": 1, "duplicate_effect": 1, "duplicate": 6}
+    assert len(await gw.commands()) == 1 and gw.refunds() == []
+
+
+async def test_webhook_outcomes_on_metrics_and_route_in_openapi(gw: Gateway) -> None:
+    raw = b'{"entity":"event","event":"qr_code.created","payload":{}}'
+    await post_hook(gw, raw, sign(WEBHOOK_SECRET, raw), "evt_metrics00001")
+    await post_hook(gw, raw, "0" * 64, "evt_metrics00002")
+    text = await (await gw.client.get("/metrics")).text()
+    assert 'gateway_webhooks_total{outcome="ignored"} 1' in text
+    assert 'gateway_webhooks_total{outcome="rejected_signature"} 1' in text
+    doc = await (await gw.client.get("/openapi.json")).json()
+    assert "post" in doc["paths"]["/webhooks/razorpay"]
