@@ -74,18 +74,25 @@ class Outbox:
     async def add(self, tx: Tx, event: HubEvent, lane: Lane = Lane.MONEY,
                   order_key: str | None = None) -> None:
         """Append inside the caller's transaction (the same one as the state change it reports)."""
-        body = json.dumps(event, separators=(",", ":"))
-        size = len(body)
-        now_wall = time.time()
-        await tx.execute(
+        await self._add_many(tx, [(event, order_key)], lane)
+
+    async def _add_many(self, tx: Tx, events: list[tuple[HubEvent, str | None]],
+                        lane: Lane) -> None:
+        now_wall, now_mono = time.time(), time.monotonic()
+        rows = []
+        total = 0
+        for event, key in events:
+            body = json.dumps(event, separators=(",", ":"))
+            total += len(body)
+            rows.append((event["id"], lane.value, key, body, len(body), now_mono, now_wall))
+        await tx.db.executemany(
             "INSERT INTO outbox (event_id, lane, order_key, body, size, created_mono, "
-            "created_wall) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (event["id"], lane.value, order_key, body, size, time.monotonic(), now_wall))
+            "created_wall) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
 
         def counted() -> None:
             stats = self.lanes[lane]
-            stats.rows += 1
-            stats.bytes += size
+            stats.rows += len(rows)
+            stats.bytes += total
             if self._oldest_wall is None:
                 self._oldest_wall = now_wall
             self._check_full()
@@ -100,9 +107,8 @@ class Outbox:
         if not self._telemetry_buffer:
             return 0
         batch, self._telemetry_buffer = self._telemetry_buffer, []
-        async with self._store.transaction() as tx:
-            for event, key in batch:
-                await self.add(tx, event, Lane.TELEMETRY, key)
+        async with self._store.transaction(durable=False) as tx:
+            await self._add_many(tx, batch, Lane.TELEMETRY)
         await self.enforce_limits()
         return len(batch)
 
@@ -196,7 +202,7 @@ class Outbox:
     async def delete(self, rows: list[OutboxRow]) -> None:
         if not rows:
             return
-        async with self._store.transaction() as tx:
+        async with self._store.transaction(durable=False) as tx:
             await _delete_ids(tx, [r.id for r in rows])
             sizes: dict[Lane, tuple[int, int]] = {}
             for r in rows:

@@ -125,9 +125,15 @@ class Store:
         await self.db.close()
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Tx]:
+    async def transaction(self, *, durable: bool = True) -> AsyncIterator[Tx]:
+        """One write transaction. ``durable=False`` (synchronous=NORMAL for this commit) only for
+        writes whose loss in a power cut is harmless: deleting acknowledged events (they are
+        resent and the gateway answers "duplicate") and batched telemetry. The next durable
+        commit syncs the WAL, and so everything before it, in order."""
         async with self._lock:
             tx = Tx(self.db)
+            if not durable:
+                await self.db.execute("PRAGMA synchronous=NORMAL")
             await self.db.execute("BEGIN IMMEDIATE")
             try:
                 yield tx
@@ -140,6 +146,9 @@ class Store:
                     except sqlite3.OperationalError as e:  # the COMMIT got there first
                         log.debug("rollback after an interrupted transaction: %s", e)
                 raise
+            finally:
+                if not durable:
+                    await asyncio.shield(self.db.execute("PRAGMA synchronous=FULL"))
         for fn in tx._after:
             fn()
 

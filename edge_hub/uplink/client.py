@@ -153,7 +153,8 @@ class GatewayClient:
             if status == 401 and auth and attempt == 1:
                 self.token_expired()
                 continue
-            if status >= 500:
+            if status >= 500 or status == 429:
+                # Overloaded or rate limited: retried with backoff like an outage.
                 self.note_failure(f"{method} {path}: HTTP {status}")
                 raise GatewayUnavailable(f"{method} {path}: HTTP {status}")
             self._ok()

@@ -85,17 +85,18 @@ class OutboxSender:
             if not busy:
                 break
             done, _ = await asyncio.wait(busy, return_when=asyncio.FIRST_COMPLETED)
+            ok: list[OutboxRow] = []
             for task in done:
                 del busy[task]
                 try:
-                    ok = task.result()
+                    ok.extend(task.result())
                 except GatewayError as e:
                     failure = failure or e
-                    continue
-                await self.outbox.delete(ok)
-                acked += len(ok)
-                self.sent += len(ok)
-                self._beat()
+            # Deleted only now that the gateway acknowledged each of them.
+            await self.outbox.delete(ok)
+            acked += len(ok)
+            self.sent += len(ok)
+            self._beat()
         if failure is not None:
             raise failure
         return acked

@@ -175,6 +175,12 @@ class Site:
 
 @pytest.fixture
 async def site(tmp_path: Path) -> AsyncIterator[Site]:
+    async with make_site(tmp_path) as s:
+        yield s
+
+
+@contextlib.asynccontextmanager
+async def make_site(tmp_path: Path) -> AsyncIterator[Site]:
     async with aiohttp.ClientSession() as http:
         s = Site(tmp=tmp_path, http=http)
         sb_cfg = SandboxConfig(webhook_retry_base_s=0.05, qr_min_lead_s=0)
