@@ -21,7 +21,7 @@ from edge_hub.hub import Hub
 from edge_hub.ports import PortWatcher
 from edge_hub.sdnotify import Notifier
 from edge_hub.store import Store
-from edge_hub.supervisor import Supervisor
+from edge_hub.supervisor import Supervisor, sleep_beating
 from edge_hub.uplink.client import GatewayClient
 from edge_hub.uplink.push import PushChannel
 from edge_hub.uplink.sender import OutboxSender
@@ -145,7 +145,8 @@ class Daemon:
             if await self.store.outbox.flush_telemetry():
                 self.sender.wake()
             await self.store.outbox.enforce_limits()
-            await asyncio.sleep(self.config.limits.telemetry_flush_s)
+            await sleep_beating(self.config.limits.telemetry_flush_s,
+                                lambda: self.supervisor.beat("telemetry"))
 
     async def _watchdog_loop(self) -> None:
         """WATCHDOG=1 only while the loop runs on time and every supervised task progresses."""

@@ -21,6 +21,7 @@ import serial_asyncio_fast
 
 from edge_hub.backoff import Backoff
 from edge_hub.config import PortSettings
+from edge_hub.supervisor import sleep_beating
 from protocol import Link, LinkError, Role
 from protocol.events import LinkEvent
 from protocol.messages import Message
@@ -138,7 +139,7 @@ class PortTask:
                     url=self.path, baudrate=self.settings.baud)
             except (serial.SerialException, OSError, ValueError) as e:
                 self._down(str(e))
-                await asyncio.sleep(self.backoff.next_delay())
+                await sleep_beating(self.backoff.next_delay(), self.beat)
                 continue
             if self.up is False:
                 self.reconnects += 1
@@ -157,7 +158,7 @@ class PortTask:
                 self.conn = None
                 conn.close()
                 self.handler.on_closed(conn)
-            await asyncio.sleep(self.backoff.next_delay())
+            await sleep_beating(self.backoff.next_delay(), self.beat)
 
 
 class PortWatcher:
@@ -194,7 +195,8 @@ class PortWatcher:
                                       retry_initial_s=self.retry_initial_s,
                                       retry_max_s=self.retry_max_s, beat=self.beat)
                         self.tasks[path] = (pt, asyncio.create_task(pt.run(), name=f"port:{path}"))
-                await asyncio.sleep(backoff.next_delay() if not paths else self.retry_max_s)
+                await sleep_beating(backoff.next_delay() if not paths else self.retry_max_s,
+                                    self.beat)
         finally:
             running = [t for _, t in self.tasks.values()]
             for t in running:

@@ -11,10 +11,12 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from edge_hub.backoff import Backoff
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -85,3 +87,32 @@ class Supervisor:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
+
+
+BEAT_EVERY_S = 1.0
+
+
+async def sleep_beating(delay: float, beat: Callable[[], None]) -> None:
+    """Sleep, reporting progress every second: an idle or backing-off task is not a stuck one."""
+    end = time.monotonic() + delay
+    while True:
+        beat()
+        left = end - time.monotonic()
+        if left <= 0:
+            return
+        await asyncio.sleep(min(BEAT_EVERY_S, left))
+
+
+async def await_beating(aw: Awaitable[T], beat: Callable[[], None]) -> T:
+    """Await a (time-limited) call such as a long-poll, reporting progress while it waits."""
+    task = asyncio.ensure_future(aw)
+    try:
+        while True:
+            beat()
+            done, _ = await asyncio.wait({task}, timeout=BEAT_EVERY_S)
+            if done:
+                return task.result()
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)

@@ -17,6 +17,7 @@ from typing import Literal, cast
 import aiohttp
 
 from edge_hub.backoff import Backoff
+from edge_hub.supervisor import BEAT_EVERY_S, await_beating, sleep_beating
 from edge_hub.uplink.client import GatewayClient, GatewayError, GatewayUnavailable
 from protocol import hub_api
 from protocol.hub_api import Command
@@ -63,7 +64,7 @@ class PushChannel:
                     self._ws_failed_at = time.monotonic()
                     continue
                 self._down(f"push channel: {e}")
-            await asyncio.sleep(self.backoff.next_delay())
+            await sleep_beating(self.backoff.next_delay(), self._beat)
 
     def _down(self, why: str) -> None:
         if self.state != "down":
@@ -89,7 +90,8 @@ class PushChannel:
 
     async def _poll_once(self) -> None:
         after = await self._cursor()
-        batch = await self.client.get_commands(after, self.long_poll_wait_s)
+        batch = await await_beating(self.client.get_commands(after, self.long_poll_wait_s),
+                                    self._beat)
         self._connected("long-poll")
         upto = after
         for cmd in batch.get("commands", []):
@@ -124,7 +126,9 @@ class PushChannel:
             self._ws_failed_at = None
             while True:
                 try:
-                    async with asyncio.timeout(self.heartbeat_s):
+                    # aiohttp pings every heartbeat_s and closes a silent socket; this timeout
+                    # only lets the task report that it is alive while idle.
+                    async with asyncio.timeout(BEAT_EVERY_S):
                         msg = await ws.receive()
                 except TimeoutError:
                     self._beat()

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 from edge_hub.backoff import Backoff
 from edge_hub.store.outbox import Lane, Outbox, OutboxRow
+from edge_hub.supervisor import BEAT_EVERY_S
 from edge_hub.uplink.client import GatewayClient, GatewayError
 from protocol.hub_api import EventStatus
 
@@ -54,12 +56,19 @@ class OutboxSender:
             await self._sleep(self.idle_wake_s)
 
     async def _sleep(self, delay: float) -> None:
+        """Wait for new events or the delay, reporting progress every second meanwhile."""
         self._wake.clear()
-        try:
-            async with asyncio.timeout(delay):
-                await self._wake.wait()
-        except TimeoutError:
-            pass
+        end = time.monotonic() + delay
+        while not self._wake.is_set():
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            self._beat()
+            try:
+                async with asyncio.timeout(min(BEAT_EVERY_S, left)):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
 
     async def drain(self) -> int:
         """Send everything there is now; returns the number of events acknowledged."""

@@ -139,18 +139,20 @@ class Site:
             return dict(await r.json())
 
     # --- the hub -------------------------------------------------------------------------------
-    def hub_config(self, **limits: Any) -> HubConfig:
+    def hub_config(self, *, status: dict[str, Any] | None = None, **limits: Any) -> HubConfig:
         data = {"hub": {"id": HUB_ID, "data_dir": str(self.tmp / "hub")},
                 "gateway": {"url": self.gateway_url, "backoff_initial_s": 0.05,
                             "backoff_max_s": 0.3, "request_timeout_s": 2.0,
                             "long_poll_wait_s": 1.0, "ws_heartbeat_s": 2.0},
                 "limits": {**FAST_LIMITS, **limits},
-                "status": {"enabled": False},
+                "status": status or {"enabled": False},
                 "boards": [{"port": str(self.tmp / "tty-*")}]}
         return parse_config(data, source="test", env=ENV)
 
-    async def start_hub(self, **limits: Any) -> Daemon:
-        self.hub = Daemon(self.hub_config(**limits), notifier=Notifier({}), clock=Clock("boot-t"))
+    async def start_hub(self, *, status: dict[str, Any] | None = None,
+                        notifier: Notifier | None = None, **limits: Any) -> Daemon:
+        self.hub = Daemon(self.hub_config(status=status, **limits),
+                          notifier=notifier or Notifier({}), clock=Clock("boot-t"))
         await self.hub.start()
         return self.hub
 
