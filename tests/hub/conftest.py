@@ -139,11 +139,12 @@ class Site:
             return dict(await r.json())
 
     # --- the hub -------------------------------------------------------------------------------
-    def hub_config(self, *, status: dict[str, Any] | None = None, **limits: Any) -> HubConfig:
+    def hub_config(self, *, status: dict[str, Any] | None = None,
+                   gateway: dict[str, Any] | None = None, **limits: Any) -> HubConfig:
         data = {"hub": {"id": HUB_ID, "data_dir": str(self.tmp / "hub")},
                 "gateway": {"url": self.gateway_url, "backoff_initial_s": 0.05,
                             "backoff_max_s": 0.3, "request_timeout_s": 2.0,
-                            "long_poll_wait_s": 1.0, "ws_heartbeat_s": 2.0},
+                            "long_poll_wait_s": 1.0, "ws_heartbeat_s": 2.0, **(gateway or {})},
                 "limits": {**FAST_LIMITS, **limits},
                 "status": status or {"enabled": False},
                 "boards": [{"port": str(self.tmp / "tty-*")}]}
@@ -153,6 +154,12 @@ class Site:
                         notifier: Notifier | None = None, **limits: Any) -> Daemon:
         self.hub = Daemon(self.hub_config(status=status, **limits),
                           notifier=notifier or Notifier({}), clock=Clock("boot-t"))
+        await self.hub.start()
+        return self.hub
+
+    async def start_hub_with(self, *, gateway: dict[str, Any]) -> Daemon:
+        self.hub = Daemon(self.hub_config(gateway=gateway), notifier=Notifier({}),
+                          clock=Clock("boot-t"))
         await self.hub.start()
         return self.hub
 
