@@ -17,7 +17,7 @@ from aiohttp import web
 from cloud_gateway.app import create_app
 from cloud_gateway.auth import add_hub_tx, hash_secret
 from cloud_gateway.catalog import parse_catalog, replace_catalog_tx
-from cloud_gateway.keys import COMMANDS, DB, ORDERS
+from cloud_gateway.keys import DB
 from cloud_gateway.sandbox import SandboxConfig, create_sandbox_app
 from cloud_gateway.settings import Secret, Settings
 from edge_hub.clock import Clock
@@ -118,20 +118,6 @@ class Site:
         async with self.http.post(f"{self.sandbox_url}/_sim/qr/{qr_id}/pay", json=body) as r:
             assert r.status == 200, await r.text()
             paid = dict(await r.json())
-        assert self.gateway_app is not None
-        if not any(getattr(r.resource, "canonical", "") == "/webhooks/razorpay"
-                   for r in self.gateway_app.router.routes()):
-            # Until the gateway serves webhooks: record the capture the way its webhook does.
-            payment = paid["payments"][0]
-            app = self.gateway_app
-
-            def unit(tx: Any) -> int:
-                return int(app[ORDERS].mark_paid_tx(tx, order["order_id"], payment["id"],
-                                                    payment["amount"], payment["currency"],
-                                                    "test", "captured"))
-
-            await app[DB].write(unit)
-            app[COMMANDS].notify(HUB_ID)
         return paid
 
     async def ledger(self) -> dict[str, Any]:
