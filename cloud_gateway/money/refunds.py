@@ -104,7 +104,7 @@ class Refunds:
         self._retry_base_s = retry_base_s
         self._retry_max_s = retry_max_s
         self._alert_after = alert_after_attempts
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}  # lock, users
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
 
@@ -196,7 +196,8 @@ class Refunds:
             raise RefundTransitionError(f"refund of {payment_id} changed concurrently")
         if to != current:
             log.info("refund %s -> %s", current, to, extra={"payment_id": payment_id})
-            self._metrics.inc("gateway_refunds_total", {"result": str(to)})
+            tx.after_commit(lambda: self._metrics.inc("gateway_refunds_total",
+                                                      {"result": str(to)}))
         if to == R.PROCESSED:
             self._finish_order_tx(tx, payment_id)
         return to != current
@@ -223,6 +224,7 @@ class Refunds:
             return current
         fields: dict[str, object] = {"refund_id": entity.get("id"), "last_error": None}
         if to == R.FAILED:
+            fields["attempts"] = row["attempts"] + 1
             fields["next_attempt_at"] = int(self._clock() + self._backoff(row["attempts"]))
         self._move_tx(tx, payment_id, to, **fields)
         return to
@@ -276,13 +278,17 @@ class Refunds:
 
     async def attempt(self, payment_id: str) -> RefundState | None:
         """Bring one refund forward; returns its state afterwards (None: no such refund)."""
-        lock = self._locks.setdefault(payment_id, asyncio.Lock())
+        lock, users = self._locks.get(payment_id, (asyncio.Lock(), 0))
+        self._locks[payment_id] = (lock, users + 1)
         try:
             async with lock:
                 return await self._attempt(payment_id)
         finally:
-            if not lock.locked() and self._locks.get(payment_id) is lock:
+            lock, users = self._locks[payment_id]
+            if users == 1:
                 del self._locks[payment_id]
+            else:
+                self._locks[payment_id] = (lock, users - 1)
 
     async def _attempt(self, payment_id: str) -> RefundState | None:
         row = self.get(payment_id)
