@@ -19,15 +19,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from edge_hub import commands, deadlines
 from edge_hub.boards import BoardInfo
 from edge_hub.clock import Clock
 from edge_hub.config import HubConfig
 from edge_hub.ports import BoardConnection
 from edge_hub.qr import render_qr
 from edge_hub.store import Session, StaleTransition, Store
-from edge_hub.store.store import CURSOR_KEY
 from edge_hub.uplink.client import GatewayClient, GatewayError, GatewayUnavailable
-from edge_hub.vend import ACTIVE, IN_VEND, InvalidTransition, VendState
+from edge_hub.vend import ACTIVE, CANCEL_NAMES, IN_VEND, InvalidTransition, VendState
 from protocol import (
     BoardState,
     Cancel,
@@ -48,19 +48,12 @@ from protocol import (
     derive_board_key,
 )
 from protocol.events import AuthFailed, LinkEvent, MessageReceived, PeerRestarted, SendFailed
-from protocol.hub_api import CancelReasonName, Command, CommandType, CreateOrder, EventType
+from protocol.hub_api import CancelReasonName, Command, CreateOrder, EventType
 
 log = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 1
 S = VendState
-CANCEL_NAMES = {CancelReason.CUSTOMER: CancelReasonName.CUSTOMER,
-                CancelReason.EXPIRED: CancelReasonName.EXPIRED,
-                CancelReason.OPERATOR: CancelReasonName.OPERATOR,
-                CancelReason.BOARD_RESET: CancelReasonName.BOARD_RESET,
-                CancelReason.PAYMENT_FAILED: CancelReasonName.PAYMENT_FAILED,
-                CancelReason.HUB: CancelReasonName.HUB}
-CANCEL_CODES = {v.value: k for k, v in CANCEL_NAMES.items()}
 REJECT_BY_CODE = {"unknown_product": RejectReason.UNKNOWN_PRODUCT,
                   "sold_out": RejectReason.SOLD_OUT, "unavailable": RejectReason.SOLD_OUT,
                   "not_found": RejectReason.UNKNOWN_PRODUCT}
@@ -94,12 +87,12 @@ class Hub:
         same_boot = s.boot_id == self.clock.boot_id
         if s.state is S.ORDERING:
             # The board got no QR from this hub process; the gateway's order (if any) expires.
-            await self._move(s, S.REJECTED, "hub restarted while ordering")
+            await self.move(s, S.REJECTED, "hub restarted while ordering")
         elif s.state is S.AWAITING_PAYMENT and not same_boot:
-            await self._move(s, S.EXPIRED, "hub rebooted: QR deadline unknown",
+            await self.move(s, S.EXPIRED, "hub rebooted: QR deadline unknown",
                              event_data={"reason": CancelReasonName.EXPIRED.value})
         elif s.state in (S.APPROVED, S.VENDING):
-            await self._move(s, S.CHECKING, "hub restarted mid-vend: asking the board")
+            await self.move(s, S.CHECKING, "hub restarted mid-vend: asking the board")
         if s.state is S.CHECKING:
             s.extra["checking_since"] = time.monotonic()
 
@@ -146,7 +139,7 @@ class Hub:
                 return s
         return None
 
-    async def _move(self, s: Session, target: VendState, reason: str, **kw: Any) -> bool:
+    async def move(self, s: Session, target: VendState, reason: str, **kw: Any) -> bool:
         """Commit a transition; False when it lost a race or the table forbids it (logged)."""
         try:
             await self.store.transition(s, target, reason, **kw)
@@ -165,7 +158,7 @@ class Hub:
                      "state": s.state.value})
         return True
 
-    def _send(self, uid: str, message: Any) -> bool:
+    def send(self, uid: str, message: Any) -> bool:
         board = self.boards.get(uid)
         if board is None or board.conn is None:
             log.warning("board %s not connected: %s not sent", uid, type(message).__name__)
@@ -257,7 +250,7 @@ class Hub:
         s = self.session_for_board(uid)
         if s is not None and s.state in IN_VEND | {S.AWAITING_PAYMENT}:
             if s.state in (S.APPROVED, S.VENDING):
-                await self._move(s, S.CHECKING, "board said HELLO mid-vend")
+                await self.move(s, S.CHECKING, "board said HELLO mid-vend")
                 s.extra["checking_since"] = time.monotonic()
             conn.send(StatusRequest())
 
@@ -285,7 +278,7 @@ class Hub:
         if s is None:
             return
         if s.state in (S.APPROVED, S.VENDING):
-            await self._move(s, S.CHECKING, "board restarted mid-vend")
+            await self.move(s, S.CHECKING, "board restarted mid-vend")
         if s.state is S.CHECKING:
             s.extra["checking_since"] = time.monotonic()
         # The board's MAC'd STATUS decides (a restart notice itself is not authenticated).
@@ -298,14 +291,14 @@ class Hub:
         if isinstance(msg, VendApproved) and conn.uid:
             s = self.session_for_order(msg.order_ref)
             if s is not None and s.state is S.APPROVED:
-                await self._move(s, S.CHECKING, "vend approval not acknowledged")
+                await self.move(s, S.CHECKING, "vend approval not acknowledged")
                 s.extra["checking_since"] = time.monotonic()
 
     # --- the purchase -------------------------------------------------------------------------
     def _reject(self, board: BoardInfo, request_id: int, reason: RejectReason, text: str) -> None:
         log.info("board %s: order request %d rejected (%s): %s", board.uid, request_id,
                  reason.name, text)
-        self._send(board.uid, OrderRejected(request_id=request_id, reason=reason,
+        self.send(board.uid, OrderRejected(request_id=request_id, reason=reason,
                                             message=text.encode()[:200].decode(errors="ignore")))
 
     async def _on_order_request(self, board: BoardInfo, msg: OrderRequest) -> None:
@@ -326,7 +319,7 @@ class Hub:
                 return
             if current.state in (S.ORDERING, S.AWAITING_PAYMENT):
                 # A new selection replaces an unpaid one the board has given up on.
-                await self._cancel(current, CancelReason.CUSTOMER, "replaced by a new order",
+                await self.cancel(current, CancelReason.CUSTOMER, "replaced by a new order",
                                    tell_board=False)
             else:
                 self._reject(board, msg.request_id, RejectReason.BUSY, "a vend is in progress")
@@ -370,7 +363,7 @@ class Hub:
             self.spawn(self.store.set_registered(board.uid), f"registered:{board.uid}")
         payment = order.get("payment") if order is not None else None
         if order is None or not payment:
-            await self._move(s, S.REJECTED, f"{reason.name}: {text}")
+            await self.move(s, S.REJECTED, f"{reason.name}: {text}")
             if s.state is S.REJECTED:
                 self._reject(board, s.request_id, reason, text)
             return
@@ -389,21 +382,21 @@ class Hub:
             self.wake_sender()
             return
         size, bitmap = render_qr(payment["upi_uri"])
-        if not await self._move(s, S.AWAITING_PAYMENT, "QR created", **fields):
+        if not await self.move(s, S.AWAITING_PAYMENT, "QR created", **fields):
             return
-        self._send(board.uid, PaymentQr(
+        self.send(board.uid, PaymentQr(
             request_id=s.request_id, order_ref=order["order_id"], amount_paise=int(order["amount"]),
             currency=str(order["currency"]), expires_in_s=min(expires_in, 0xFFFF),
             upi_uri=payment["upi_uri"], qr_size=size, qr_bitmap=bitmap))
 
-    async def _cancel(self, s: Session, reason: CancelReason, why: str, *,
+    async def cancel(self, s: Session, reason: CancelReason, why: str, *,
                       tell_board: bool, expired: bool = False) -> None:
         target = S.EXPIRED if expired else S.CANCELLED
-        if not await self._move(s, target, why,
+        if not await self.move(s, target, why,
                                 event_data={"reason": CANCEL_NAMES[reason].value}):
             return
         if tell_board and s.order_id:
-            self._send(s.board_uid, Cancel(order_ref=s.order_id, reason=reason))
+            self.send(s.board_uid, Cancel(order_ref=s.order_id, reason=reason))
 
     async def _on_board_cancel(self, board: BoardInfo, msg: Cancel) -> None:
         s = self.session_for_board(board.uid)
@@ -414,7 +407,7 @@ class Hub:
             log.warning("board %s: cancel of %s in state %s ignored (already paid)", board.uid,
                         s.order_id, s.state)
             return
-        await self._cancel(s, msg.reason if msg.reason in CANCEL_NAMES else CancelReason.CUSTOMER,
+        await self.cancel(s, msg.reason if msg.reason in CANCEL_NAMES else CancelReason.CUSTOMER,
                            f"board cancelled ({msg.reason.name})", tell_board=False)
 
     async def _on_vend_started(self, board: BoardInfo, msg: VendStarted) -> None:
@@ -423,7 +416,7 @@ class Hub:
             log.warning("board %s: VEND_STARTED for %s ignored (no approved vend)", board.uid,
                         msg.order_ref)
             return
-        if await self._move(s, S.VENDING, "board started the vend"):
+        if await self.move(s, S.VENDING, "board started the vend"):
             s.extra["vending_since"] = time.monotonic()
 
     async def _on_vend_result(self, board: BoardInfo, msg: VendResult) -> None:
@@ -444,12 +437,12 @@ class Hub:
         elif outcome is VendOutcome.NOT_STARTED:
             target, name, dispensed = S.NOT_VENDED, "not_vended", 0
         elif outcome is VendOutcome.IN_PROGRESS:
-            if s.state is not S.VENDING and await self._move(s, S.VENDING, why):
+            if s.state is not S.VENDING and await self.move(s, S.VENDING, why):
                 s.extra["vending_since"] = time.monotonic()
             return
         else:
             return
-        await self._move(s, target, why, dispensed=dispensed,
+        await self.move(s, target, why, dispensed=dispensed,
                          event_data={"outcome": name, "dispensed": dispensed, "reason": why})
 
     async def _on_status(self, board: BoardInfo, msg: Status) -> None:
@@ -472,124 +465,26 @@ class Hub:
         rebooted = board.peer_epoch != s.board_epoch
         if s.state in (S.ORDERING, S.AWAITING_PAYMENT) and rebooted and \
                 msg.state not in (BoardState.ORDERING, BoardState.AWAITING_PAYMENT):
-            await self._cancel(s, CancelReason.BOARD_RESET, "board restarted and lost the order",
+            await self.cancel(s, CancelReason.BOARD_RESET, "board restarted and lost the order",
                                tell_board=False)
         elif s.state is S.CHECKING and msg.last_order != s.order_id and \
                 msg.state is not BoardState.VENDING:
             if rebooted:
-                await self._move(s, S.UNKNOWN, "board restarted and has no record of the vend",
+                await self.move(s, S.UNKNOWN, "board restarted and has no record of the vend",
                                  event_data={"outcome": "unknown", "dispensed": 0,
                                              "reason": "board restarted mid-vend"})
             elif s.vend_deadline_mono is not None and time.monotonic() > s.vend_deadline_mono:
-                await self._move(s, S.NOT_VENDED, "board never started it; deadline passed",
+                await self.move(s, S.NOT_VENDED, "board never started it; deadline passed",
                                  dispensed=0, event_data={"outcome": "not_vended",
                                                           "dispensed": 0,
                                                           "reason": "vend never started"})
 
-    # --- commands from the gateway ------------------------------------------------------------
+    # --- commands and deadlines (edge_hub/commands.py, edge_hub/deadlines.py) ----------------
     async def apply_command(self, cmd: Command) -> None:
-        """Apply one pushed command; its effect and the new cursor commit together."""
-        seq = int(cmd["seq"])
-        order_id = cmd.get("order_id")
-        s = self.session_for_order(order_id) if order_id else None
-        if s is None and order_id:
-            s = await self.store.session_by_order(order_id)
-        kind = cmd["type"]
-        frame: Any = None
-        try:
-            async with self.store.transaction() as tx:
-                await self.store.set_meta(tx, CURSOR_KEY, str(seq))
-                if s is None:
-                    log.info("command %d (%s) for unknown order %s: nothing to do", seq, kind,
-                             order_id)
-                elif kind == CommandType.PAYMENT_CONFIRMED:
-                    frame = await self._payment_confirmed(tx, s, cmd["data"])
-                elif kind == CommandType.ORDER_CANCELLED and s.state in (S.ORDERING,
-                                                                         S.AWAITING_PAYMENT):
-                    reason = str(cmd["data"].get("reason", CancelReasonName.HUB.value))
-                    code = CANCEL_CODES.get(reason, CancelReason.OPERATOR)
-                    target = S.EXPIRED if code is CancelReason.EXPIRED else S.CANCELLED
-                    await self.store.transition(s, target, f"gateway cancelled ({reason})",
-                                                tx=tx, event_data={"reason": reason})
-                    frame = Cancel(order_ref=s.order_id or "", reason=code)
-        except (StaleTransition, InvalidTransition) as e:
-            log.warning("command %d (%s): %s; recorded as applied", seq, kind, e)
-            frame = None
-            async with self.store.transaction() as tx:
-                await self.store.set_meta(tx, CURSOR_KEY, str(seq))
-        if s is not None:
-            if s.state not in ACTIVE:
-                self.sessions.pop(s.id, None)
-            self.notify({"kind": "order", "order_id": s.order_id, "state": s.state.value})
-            self.wake_sender()
-        if frame is not None and s is not None:
-            if isinstance(frame, VendApproved):
-                s.extra["approved_at"] = time.monotonic()
-            self._send(s.board_uid, frame)
+        await commands.apply_command(self, cmd)
 
-    async def _payment_confirmed(self, tx: Any, s: Session, data: dict[str, Any]) -> Any:
-        now = time.monotonic()
-        if s.state in IN_VEND or s.state in (S.DONE, S.FAILED, S.NOT_VENDED, S.UNKNOWN):
-            log.info("order %s: payment confirmed again (state %s): no effect", s.order_id,
-                     s.state)
-            return None
-        problem = None
-        amount, currency = data.get("amount"), data.get("currency")
-        deadline_in = data.get("vend_deadline_in_s")
-        board = self.boards.get(s.board_uid)
-        if s.state is not S.AWAITING_PAYMENT:
-            problem = f"payment arrived after the order was {s.state}"
-        elif not isinstance(amount, int) or isinstance(amount, bool) or amount != s.amount \
-                or currency != s.currency:
-            problem = f"paid {amount!r} {currency!r}, order is {s.amount} {s.currency}"
-        elif not isinstance(deadline_in, int | float) or deadline_in <= 0:
-            problem = "vend deadline already passed"
-        elif board is None or board.conn is None:
-            problem = "board not connected"
-        elif not board.in_service:
-            problem = "board out of service"
-        if problem is not None:
-            showing_qr = s.state is S.AWAITING_PAYMENT
-            await self.store.transition(s, S.NOT_VENDED, problem, tx=tx, dispensed=0,
-                                        event_data={"outcome": "not_vended", "dispensed": 0,
-                                                    "reason": problem})
-            log.warning("order %s not vended: %s", s.order_id, problem)
-            # A board still showing the QR is told the order is over (the gateway refunds).
-            return Cancel(order_ref=s.order_id or "", reason=CancelReason.PAYMENT_FAILED) \
-                if showing_qr else None
-        assert isinstance(deadline_in, int | float)
-        auth = os.urandom(8)
-        await self.store.transition(s, S.APPROVED, "payment confirmed", tx=tx,
-                                    payment_id=str(data.get("payment_id", "")),
-                                    vend_deadline_mono=now + float(deadline_in), vend_auth=auth)
-        return VendApproved(order_ref=s.order_id or "", auth=auth, quantity=s.quantity,
-                            deadline_s=max(1, min(int(deadline_in), 0xFFFF)))
-
-    # --- deadlines ----------------------------------------------------------------------------
     async def tick(self) -> None:
-        now = time.monotonic()
-        for s in list(self.sessions.values()):
-            if s.state is S.AWAITING_PAYMENT and s.qr_expires_mono is not None \
-                    and now >= s.qr_expires_mono:
-                await self._cancel(s, CancelReason.EXPIRED, "QR expired unpaid",
-                                   tell_board=True, expired=True)
-            elif s.state is S.APPROVED and s.vend_deadline_mono is not None \
-                    and now >= s.vend_deadline_mono + self.limits.vend_start_grace_s:
-                if await self._move(s, S.CHECKING, "vend not started by its deadline"):
-                    s.extra["checking_since"] = now
-            elif s.state is S.VENDING and \
-                    now >= s.extra.get("vending_since", now) + self.limits.vend_result_timeout_s:
-                if await self._move(s, S.CHECKING, "no vend result in time"):
-                    s.extra["checking_since"] = now
-            elif s.state is S.CHECKING:
-                since = s.extra.setdefault("checking_since", now)
-                if now >= since + self.limits.vend_unknown_wait_s:
-                    await self._move(s, S.UNKNOWN, "board never told the outcome",
-                                     event_data={"outcome": "unknown", "dispensed": 0,
-                                                 "reason": "no answer from the board"})
-                elif now >= s.extra.get("asked_at", 0.0) + self.limits.status_retry_s:
-                    s.extra["asked_at"] = now
-                    self._send(s.board_uid, StatusRequest())
+        await deadlines.tick(self)
 
     # --- operator actions ---------------------------------------------------------------------
     def resend_pending(self, uid: str) -> bool:
@@ -604,7 +499,7 @@ class Hub:
             if left <= 0:
                 return False
             size, bitmap = render_qr(s.upi_uri)
-            return self._send(uid, PaymentQr(
+            return self.send(uid, PaymentQr(
                 request_id=s.request_id, order_ref=s.order_id, amount_paise=s.amount or 0,
                 currency=s.currency or "INR", expires_in_s=min(left, 0xFFFF), upi_uri=s.upi_uri,
                 qr_size=size, qr_bitmap=bitmap))
@@ -612,6 +507,6 @@ class Hub:
             left = int(s.vend_deadline_mono - time.monotonic())
             if left <= 0:
                 return False
-            return self._send(uid, VendApproved(order_ref=s.order_id, auth=s.vend_auth,
+            return self.send(uid, VendApproved(order_ref=s.order_id, auth=s.vend_auth,
                                                 quantity=s.quantity, deadline_s=min(left, 0xFFFF)))
         return False

@@ -10,7 +10,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Final
 
-from protocol.hub_api import EventType, VendOutcomeName
+from protocol import CancelReason
+from protocol.hub_api import CancelReasonName, EventType, VendOutcomeName
 
 
 class VendState(StrEnum):
@@ -74,6 +75,16 @@ OUTCOME_OF: Final[dict[VendState, VendOutcomeName]] = {
 ACTIVE: Final = frozenset({S.ORDERING, S.AWAITING_PAYMENT, S.APPROVED, S.VENDING, S.CHECKING})
 # Paid and possibly in the machine: the outcome must be learned from the board.
 IN_VEND: Final = frozenset({S.APPROVED, S.VENDING, S.CHECKING})
+# The serial CANCEL reason codes and their names in the gateway API.
+CANCEL_NAMES: Final[dict[CancelReason, CancelReasonName]] = {
+    CancelReason.CUSTOMER: CancelReasonName.CUSTOMER,
+    CancelReason.EXPIRED: CancelReasonName.EXPIRED,
+    CancelReason.OPERATOR: CancelReasonName.OPERATOR,
+    CancelReason.BOARD_RESET: CancelReasonName.BOARD_RESET,
+    CancelReason.PAYMENT_FAILED: CancelReasonName.PAYMENT_FAILED,
+    CancelReason.HUB: CancelReasonName.HUB,
+}
+CANCEL_CODES: Final[dict[str, CancelReason]] = {v.value: k for k, v in CANCEL_NAMES.items()}
 NEEDS_ATTENTION: Final = frozenset({S.UNKNOWN, S.FAILED})
 
 
