@@ -252,7 +252,7 @@ async def line_noise(run: Run, rng: random.Random) -> None:
     boards = rng.sample(run.site.boards, k=max(1, len(run.site.boards) // 4))
     for b in boards:
         run.faults["line_noise"] += 1
-        b.set_noise(junk_rate=rng.uniform(1e-3, 5e-3), flip_rate=rng.uniform(1e-4, 1e-3))
+        b.set_noise(junk_rate=rng.uniform(2e-3, 1e-2), flip_rate=rng.uniform(5e-4, 3e-3))
     await asyncio.sleep(rng.uniform(1.0, 4.0))
     for b in boards:
         b.set_noise(junk_rate=0.0, flip_rate=0.0)
@@ -391,7 +391,7 @@ async def report_progress(run: Run, t0: float) -> None:
                  f"outbox={run.site.outbox_depth()}")
 
 
-def main(argv: list[str]) -> int:
+def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--purchases", type=int, default=2000)
     p.add_argument("--seed", type=int, default=7)
@@ -408,7 +408,11 @@ def main(argv: list[str]) -> int:
     p.add_argument("--data-dir", default=None, help="keep everything here (wiped at start)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
     p.add_argument("--log-level", default="ERROR")
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
     report, faults = asyncio.run(chaos(args))
     _say(report.line(faults))
