@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sqlite3
 import time
 from collections.abc import Callable
 from typing import Any
@@ -93,6 +94,9 @@ class Hub:
                              event_data={"reason": CancelReasonName.EXPIRED.value})
         elif s.state in (S.APPROVED, S.VENDING):
             await self.move(s, S.CHECKING, "hub restarted mid-vend: asking the board")
+        if not same_boot:
+            # Monotonic times from another boot mean nothing here: forget them (in memory).
+            s.vend_deadline_mono = s.qr_expires_mono = None
         if s.state is S.CHECKING:
             s.extra["checking_since"] = time.monotonic()
 
@@ -146,8 +150,7 @@ class Hub:
         except (StaleTransition, InvalidTransition) as e:
             log.warning("board %s order %s: %s", s.board_uid, s.order_id or "-", e)
             return False
-        except Exception as e:
-            self.store.write_error = f"{type(e).__name__}: {e}"
+        except (sqlite3.Error, OSError) as e:  # Store.write_error now stops new orders
             log.critical("board %s order %s: cannot commit %s -> %s: %s", s.board_uid,
                          s.order_id or "-", s.state, target, e)
             raise
@@ -328,8 +331,7 @@ class Hub:
             s = await self.store.create_session(
                 board_uid=board.uid, request_id=msg.request_id, board_epoch=board.peer_epoch,
                 product=msg.product, options=list(msg.options), quantity=msg.quantity)
-        except Exception as e:
-            self.store.write_error = f"{type(e).__name__}: {e}"
+        except (sqlite3.Error, OSError) as e:
             log.critical("board %s: cannot store an order: %s", board.uid, e)
             self._reject(board, msg.request_id, RejectReason.STORAGE_FULL, "hub storage error")
             return
@@ -362,6 +364,13 @@ class Hub:
         if order is not None and board.registered:
             self.spawn(self.store.set_registered(board.uid), f"registered:{board.uid}")
         payment = order.get("payment") if order is not None else None
+        if order is not None and not payment:
+            # An order without its QR is of no use to the customer: close it on the gateway.
+            async with self.store.transaction() as tx:
+                await self.store.add_event(tx, EventType.ORDER_CANCELLED, board.uid,
+                                           {"reason": CancelReasonName.HUB.value},
+                                           order["order_id"])
+            self.wake_sender()
         if order is None or not payment:
             await self.move(s, S.REJECTED, f"{reason.name}: {text}")
             if s.state is S.REJECTED:
@@ -431,7 +440,6 @@ class Hub:
                              why: str) -> None:
         if outcome is VendOutcome.SUCCESS:
             target, name = S.DONE, "success"
-            dispensed = dispensed or s.quantity
         elif outcome is VendOutcome.FAILED:
             target, name = S.FAILED, "failed"
         elif outcome is VendOutcome.NOT_STARTED:

@@ -139,7 +139,13 @@ class Store:
                 yield tx
                 # Shielded: a cancelled caller must not leave a half-known commit behind.
                 await asyncio.shield(self.db.execute("COMMIT"))
-            except BaseException:
+                if durable:
+                    self.write_error = None
+            except BaseException as exc:
+                if isinstance(exc, sqlite3.Error | OSError):
+                    # Vend records cannot be stored: the hub stops taking orders until a
+                    # durable write succeeds again (INVARIANTS rule 11).
+                    self.write_error = f"{type(exc).__name__}: {exc}"
                 if self.db.in_transaction:
                     try:
                         await self.db.execute("ROLLBACK")

@@ -117,3 +117,25 @@ async def test_full_outbox_stops_new_orders_and_says_why(site: Site) -> None:
     assert p.state is PurchaseState.REJECTED
     assert p.reject_reason == RejectReason.STORAGE_FULL
     assert store.outbox.lanes[Lane.MONEY].rows == 20  # nothing was dropped to make room
+
+
+async def test_failed_vend_record_write_stops_orders_and_says_why(site: Site) -> None:
+    await site.start_hub()
+    board = await site.add_board(1)
+    await board.wait_connected(5)
+    assert site.hub is not None
+    db = site.hub.store.db
+    await db.execute("CREATE TRIGGER no_space BEFORE INSERT ON sessions "
+                     "BEGIN SELECT RAISE(FAIL, 'database or disk is full'); END")
+    p = await board.request("water")
+    assert p.state is PurchaseState.REJECTED and p.reject_reason == RejectReason.STORAGE_FULL
+    ov = site.hub.view.overview()
+    assert ov["taking_orders"] is False
+    assert "disk is full" in ov["not_taking_orders_reason"]
+    p2 = await board.request("water")  # still refused: nothing was stored since
+    assert p2.reject_reason == RejectReason.STORAGE_FULL
+    await db.execute("DROP TRIGGER no_space")
+    await site.hub.store.set_in_service(board.uid.hex(), True, None)  # any durable write
+    assert site.hub.view.overview()["taking_orders"] is True
+    p3 = await board.request("water")
+    assert p3.state is PurchaseState.SHOWING_QR
