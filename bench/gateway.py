@@ -10,7 +10,7 @@ client: one aiohttp session for everything.
    (POST /orders with "pay": true), one at a time per hub: p50/p99 latency of that call.
 2. Every one of those QR codes is paid in the sandbox (/_sim), and a `payment.captured` webhook
    for each payment is built and signed (HMAC-SHA256 of the raw body) like Razorpay's.
-3. The signed webhooks are POSTed to the gateway by 32 concurrent senders; the gateway verifies,
+3. The signed webhooks are POSTed to the gateway by 64 concurrent senders; the gateway verifies,
    stores in its inbox, and applies each one (order paid, payment_confirmed queued) before its
    200. Then the same bodies and headers go to the hello-world server the same way.
 
@@ -49,6 +49,8 @@ from cloud_gateway.catalog import parse_catalog_file, replace_catalog_tx  # noqa
 from cloud_gateway.db import Database, Tx  # noqa: E402
 
 HUBS = 32
+# Razorpay delivers webhooks over many connections at once; both servers get the same number
+WEBHOOK_SENDERS = 64
 KEY_ID = "rzp_test_bench"
 HELLO = """
 import sys
@@ -248,7 +250,7 @@ async def _measure(http: aiohttp.ClientSession, gw_url: str, hello_url: str, san
     await run_pool(qr_ids, 16, pay)
 
     # 3. the same client and concurrency against the gateway, then against hello-world
-    async def send_to(base: str) -> float:
+    async def send_to(base: str, senders: int = WEBHOOK_SENDERS) -> float:
         failures: list[str] = []
 
         async def send(item: tuple[bytes, dict[str, str]]) -> None:
@@ -258,7 +260,7 @@ async def _measure(http: aiohttp.ClientSession, gw_url: str, hello_url: str, san
                 if resp.status != 200:
                     failures.append(f"{resp.status} {body[:200]!r}")
 
-        elapsed = await run_pool(deliveries, HUBS, send)
+        elapsed = await run_pool(deliveries, senders, send)
         if failures:
             raise RuntimeError(f"{len(failures)} webhook deliveries failed: {failures[:3]}")
         return len(deliveries) / elapsed
