@@ -35,6 +35,7 @@ class OutboxSender:
         self.backoff = backoff
         self._beat = beat
         self._wake = asyncio.Event()
+        self._draining = asyncio.Lock()
         self.idle_wake_s = idle_wake_s
         self.sent = 0
         self.rejected = 0
@@ -71,11 +72,25 @@ class OutboxSender:
                 pass
 
     async def drain(self) -> int:
-        """Send everything there is now; returns the number of events acknowledged."""
+        """Send everything there is now; returns the number of events acknowledged.
+        One drain at a time (the status page's "sync now" waits for the running one)."""
+        async with self._draining:
+            return await self._drain()
+
+    async def _drain(self) -> int:
         await self.outbox.flush_telemetry()
         await self.outbox.enforce_limits()
         after = {lane: 0 for lane in Lane}
         busy: dict[asyncio.Task[list[OutboxRow]], set[str]] = {}
+        try:
+            return await self._pump(after, busy)
+        finally:
+            for task in busy:  # cancelled mid-drain (shutdown): no batch is left running
+                task.cancel()
+            await asyncio.gather(*busy, return_exceptions=True)
+
+    async def _pump(self, after: dict[Lane, int],
+                    busy: dict[asyncio.Task[list[OutboxRow]], set[str]]) -> int:
         failure: GatewayError | None = None
         acked = 0
         while True:
