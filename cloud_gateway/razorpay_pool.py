@@ -9,35 +9,30 @@ Why: the official SDK is synchronous `requests` code, about 0.5 ms of Python per
 threads of the gateway it holds the GIL the event loop needs, and every system call the loop
 makes (socket send, sqlite step, the commit hop) then waits behind it: measured in
 bench/gateway.py, create-and-pay at 32 hubs was GIL-bound at ~1.2 ms of gateway CPU per order.
-In worker processes the gateway pays ~0.1 ms per call for pickling and pipes instead.
+In worker processes the gateway pays pickling and one pipe write/read per call instead.
 
 Each worker process runs one unchanged `RazorpayClient` (one SDK thread) on its own event loop,
 one call at a time; the pool size is the number of calls in flight. Workers are started with
-"spawn" (the gateway has threads; forking them is unsafe) and warmed up by `start()`.
+"spawn" (the gateway has threads; forking them is unsafe) and ready after `start()`. A call
+waits for an idle worker; a cancelled caller does not break the pairing of answers to calls.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
+import logging
 import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
+from multiprocessing.connection import Connection
 from typing import Any
 
 from .razorpay_client import RazorpayClient, RazorpayError, RazorpaySettings
 
+log = logging.getLogger(__name__)
+
 _client: RazorpayClient | None = None
 _loop: asyncio.AbstractEventLoop | None = None
-
-
-def _init(settings: RazorpaySettings) -> None:
-    global _client, _loop
-    _loop = asyncio.new_event_loop()
-    _client = RazorpayClient(dataclasses.replace(settings, threads=1))
-
-
-def _ping() -> bool:
-    return _client is not None
 
 
 def _call(method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, Any]:
@@ -48,28 +43,104 @@ def _call(method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[s
         return "ok", _loop.run_until_complete(getattr(_client, method)(*args, **kwargs))
     except RazorpayError as exc:
         return "error", (exc.kind, exc.message, exc.operation)
+    except Exception as exc:  # argument errors: re-raised in the gateway with their message
+        return "raise", (type(exc).__name__, str(exc))
+
+
+def _serve(conn: Connection, settings: RazorpaySettings) -> None:
+    """A worker process: one adapter, one call at a time, until told to stop (None) or EOF."""
+    global _client, _loop
+    _loop = asyncio.new_event_loop()
+    _client = RazorpayClient(dataclasses.replace(settings, threads=1))
+    conn.send(("ready", None))
+    try:
+        while True:
+            try:
+                message = conn.recv()
+            except EOFError:
+                break
+            if message is None:
+                break
+            call_id, method, args, kwargs = message
+            conn.send((call_id, _call(method, args, kwargs)))
+    finally:
+        _loop.run_until_complete(_client.aclose())
+        _loop.close()
+
+
+class _Worker:
+    def __init__(self, settings: RazorpaySettings) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_serve, args=(child, settings), daemon=True,
+                                   name="razorpay-worker")
+        self.process.start()
+        child.close()
+        self.pending: dict[int, asyncio.Future[tuple[str, Any]]] = {}
 
 
 class RazorpayProcessPool:
+    """Worker processes talked to over pipes read by the event loop itself (no helper
+    threads: ProcessPoolExecutor's two threads cost the gateway more GIL than they saved)."""
+
     def __init__(self, settings: RazorpaySettings, processes: int) -> None:
         if processes < 1:
             raise ValueError("processes must be at least 1")
+        self._settings = settings
         self._processes = processes
-        self._pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"),
-                                         initializer=_init, initargs=(settings,))
+        self._workers: list[_Worker] = []
+        self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
+        self._ids = itertools.count(1)
+        self._closed = False
 
     async def start(self) -> None:
-        """Start every worker now (imports take a while), not on the first customer's order."""
+        """Start every worker and wait until each has imported the SDK and said ready."""
         loop = asyncio.get_running_loop()
-        await asyncio.gather(*(loop.run_in_executor(self._pool, _ping)
-                               for _ in range(self._processes)))
+        for _ in range(self._processes):
+            worker = _Worker(self._settings)
+            ready: asyncio.Future[tuple[str, Any]] = loop.create_future()
+            worker.pending[0] = ready
+            loop.add_reader(worker.conn.fileno(), self._readable, worker)
+            self._workers.append(worker)
+            await ready
+            self._idle.put_nowait(worker)
+
+    def _readable(self, worker: _Worker) -> None:
+        try:
+            while worker.conn.poll():
+                call_id, result = worker.conn.recv()
+                fut = worker.pending.pop(0 if call_id == "ready" else call_id, None)
+                if fut is not None and not fut.done():
+                    fut.set_result(result)
+        except (EOFError, OSError):
+            asyncio.get_running_loop().remove_reader(worker.conn.fileno())
+            log.error("Razorpay worker process exited", extra={"pid": worker.process.pid})
+            for fut in worker.pending.values():
+                if not fut.done():
+                    fut.set_result(("error", ("unknown", "worker process died mid-call", "")))
+            worker.pending.clear()
 
     async def _run(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        loop = asyncio.get_running_loop()
-        status, value = await loop.run_in_executor(self._pool, _call, method, args, kwargs)
+        if self._closed:
+            raise RuntimeError("RazorpayProcessPool is closed")
+        worker = await self._idle.get()
+        try:
+            if not worker.process.is_alive():
+                raise RazorpayError("not_sent", "worker process is not running",
+                                    operation=method)
+            call_id = next(self._ids)
+            fut: asyncio.Future[tuple[str, Any]] = asyncio.get_running_loop().create_future()
+            worker.pending[call_id] = fut
+            worker.conn.send((call_id, method, args, kwargs))
+            status, value = await asyncio.shield(fut)  # a cancelled caller must not desync
+        finally:
+            self._idle.put_nowait(worker)
         if status == "error":
             kind, message, operation = value
             raise RazorpayError(kind, message, operation=operation)
+        if status == "raise":
+            name, message = value
+            raise (TypeError if name == "TypeError" else ValueError)(message)
         return value
 
     async def create_upi_qr(self, *, amount: int, close_by: int, notes: dict[str, str],
@@ -106,7 +177,20 @@ class RazorpayProcessPool:
         return result
 
     async def aclose(self) -> None:
-        await asyncio.to_thread(self._pool.shutdown, wait=True)
+        if self._closed:
+            return
+        self._closed = True
+        loop = asyncio.get_running_loop()
+        for worker in self._workers:
+            loop.remove_reader(worker.conn.fileno())
+            if worker.process.is_alive():
+                worker.conn.send(None)
+        for worker in self._workers:
+            await asyncio.to_thread(worker.process.join, 5.0)
+            if worker.process.is_alive():
+                worker.process.kill()
+                await asyncio.to_thread(worker.process.join)
+            worker.conn.close()
 
 
 __all__ = ["RazorpayProcessPool"]
