@@ -11,16 +11,15 @@ makes (socket send, sqlite step, the commit hop) then waits behind it: measured 
 bench/gateway.py, create-and-pay at 32 hubs was GIL-bound at ~1.2 ms of gateway CPU per order.
 In worker processes the gateway pays pickling and one pipe write/read per call instead.
 
-Each worker process runs one unchanged `RazorpayClient` (one SDK thread) on its own event loop,
-one call at a time; the pool size is the number of calls in flight. Workers are started with
+Each worker process runs one unchanged `RazorpayClient` (with `razorpay_threads` SDK threads)
+on its own event loop, so calls in flight = processes x threads. Workers are started with
 "spawn" (the gateway has threads; forking them is unsafe) and ready after `start()`. A call
-waits for an idle worker; a cancelled caller does not break the pairing of answers to calls.
+goes to the worker with the fewest calls in flight; answers are matched by call id.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import itertools
 import logging
 import multiprocessing
@@ -35,37 +34,52 @@ _client: RazorpayClient | None = None
 _loop: asyncio.AbstractEventLoop | None = None
 
 
-def _call(method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, Any]:
-    """Runs in a worker. RazorpayError does not survive pickling (its args differ from its
-    constructor's), so it travels as a tuple and is rebuilt in the gateway."""
-    assert _client is not None and _loop is not None, "worker not initialised"
-    try:
-        return "ok", _loop.run_until_complete(getattr(_client, method)(*args, **kwargs))
-    except RazorpayError as exc:
-        return "error", (exc.kind, exc.message, exc.operation)
-    except Exception as exc:  # argument errors: re-raised in the gateway with their message
-        return "raise", (type(exc).__name__, str(exc))
-
-
 def _serve(conn: Connection, settings: RazorpaySettings) -> None:
-    """A worker process: one adapter, one call at a time, until told to stop (None) or EOF."""
+    """A worker process: one adapter (its own SDK threads), calls served concurrently, until
+    told to stop (None) or the gateway goes away (EOF)."""
     global _client, _loop
     _loop = asyncio.new_event_loop()
-    _client = RazorpayClient(dataclasses.replace(settings, threads=1))
-    conn.send(("ready", None))
-    try:
-        while True:
-            try:
+    _client = RazorpayClient(settings)
+    _loop.run_until_complete(_serve_calls(conn))
+    _loop.run_until_complete(_client.aclose())
+    _loop.close()
+
+
+async def _serve_calls(conn: Connection) -> None:
+    loop = asyncio.get_running_loop()
+    stop = loop.create_future()
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def answer(call_id: int, method: str, args: tuple[Any, ...],
+                     kwargs: dict[str, Any]) -> None:
+        assert _client is not None
+        try:
+            result: tuple[str, Any] = ("ok", await getattr(_client, method)(*args, **kwargs))
+        except RazorpayError as exc:  # does not survive pickling: travels as a tuple
+            result = ("error", (exc.kind, exc.message, exc.operation))
+        except Exception as exc:  # argument errors: re-raised in the gateway with the message
+            result = ("raise", (type(exc).__name__, str(exc)))
+        conn.send((call_id, result))
+
+    def readable() -> None:
+        try:
+            while conn.poll():
                 message = conn.recv()
-            except EOFError:
-                break
-            if message is None:
-                break
-            call_id, method, args, kwargs = message
-            conn.send((call_id, _call(method, args, kwargs)))
-    finally:
-        _loop.run_until_complete(_client.aclose())
-        _loop.close()
+                if message is None:
+                    raise EOFError
+                task = loop.create_task(answer(*message))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+        except (EOFError, OSError):
+            loop.remove_reader(conn.fileno())
+            if not stop.done():
+                stop.set_result(None)
+
+    loop.add_reader(conn.fileno(), readable)
+    conn.send(("ready", None))
+    await stop
+    if tasks:
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class _Worker:
@@ -89,7 +103,6 @@ class RazorpayProcessPool:
         self._settings = settings
         self._processes = processes
         self._workers: list[_Worker] = []
-        self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
         self._ids = itertools.count(1)
         self._closed = False
 
@@ -103,7 +116,6 @@ class RazorpayProcessPool:
             loop.add_reader(worker.conn.fileno(), self._readable, worker)
             self._workers.append(worker)
             await ready
-            self._idle.put_nowait(worker)
 
     def _readable(self, worker: _Worker) -> None:
         try:
@@ -123,18 +135,14 @@ class RazorpayProcessPool:
     async def _run(self, method: str, *args: Any, **kwargs: Any) -> Any:
         if self._closed:
             raise RuntimeError("RazorpayProcessPool is closed")
-        worker = await self._idle.get()
-        try:
-            if not worker.process.is_alive():
-                raise RazorpayError("not_sent", "worker process is not running",
-                                    operation=method)
-            call_id = next(self._ids)
-            fut: asyncio.Future[tuple[str, Any]] = asyncio.get_running_loop().create_future()
-            worker.pending[call_id] = fut
-            worker.conn.send((call_id, method, args, kwargs))
-            status, value = await asyncio.shield(fut)  # a cancelled caller must not desync
-        finally:
-            self._idle.put_nowait(worker)
+        call_id = next(self._ids)
+        worker = min(self._workers, key=lambda w: len(w.pending))  # least calls in flight
+        if not worker.process.is_alive():
+            raise RazorpayError("not_sent", "worker process is not running", operation=method)
+        fut: asyncio.Future[tuple[str, Any]] = asyncio.get_running_loop().create_future()
+        worker.pending[call_id] = fut
+        worker.conn.send((call_id, method, args, kwargs))
+        status, value = await asyncio.shield(fut)  # answers are matched by call id
         if status == "error":
             kind, message, operation = value
             raise RazorpayError(kind, message, operation=operation)

@@ -81,11 +81,12 @@ class Settings:
         "", "Razorpay API base URL, scheme://host:port without /v1; empty = real Razorpay. "
         "Point it at `cloud-gateway sandbox` for offline use.")
     razorpay_timeout_s: float = setting(5.0, "Timeout of every Razorpay API call, in seconds.")
-    razorpay_threads: int = setting(4, "Worker threads for the synchronous Razorpay SDK "
-                                    "(used when razorpay_processes is 0).")
+    razorpay_threads: int = setting(
+        4, "SDK threads for the synchronous Razorpay SDK, per worker process (or in the "
+        "gateway process when razorpay_processes is 0).")
     razorpay_processes: int = setting(
-        0, "Worker processes running the Razorpay SDK (0: threads in the gateway process). "
-        "2 keeps the SDK's CPU off the event loop's GIL under load (see bench/gateway.py).")
+        2, "Worker processes running the Razorpay SDK (calls in flight: processes x threads); "
+        "keeps the SDK's CPU off the event loop's GIL. 0: threads in the gateway process.")
     webhook_secret: Secret = setting(  # noqa: RUF009
         "", "Razorpay webhook secret (Dashboard, per webhook).", secret=True)
     webhook_previous_secret: Secret = setting(  # noqa: RUF009

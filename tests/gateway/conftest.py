@@ -73,6 +73,7 @@ def settings(tmp_path: Path, sandbox: Sandbox) -> Settings:
         razorpay_base_url=sandbox.url, razorpay_timeout_s=2.0,
         webhook_secret=Secret(sandbox.config.webhook_secret),
         token_key=Secret("test-token-key-" + "k" * 64),
+        razorpay_processes=0,  # threads: fast to start; test_orders covers the process pool
         checkpoint_interval_s=0.2, long_poll_max_s=5.0, ws_heartbeat_s=0.5,
     )
 

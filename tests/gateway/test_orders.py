@@ -240,6 +240,13 @@ async def test_razorpay_in_worker_processes_same_answers(start_gateway: GatewayF
         "board_uid": BOARD_A, "product": "espresso", "options": [], "quantity": 1,
         "idempotency_key": "proc-5xx", "pay": True})
     assert status == 502 and err["error"]["details"]["kind"] == "unknown"  # RazorpayError kept
+    # many calls in flight at once, each answer matched to its own caller
+    orders = await asyncio.gather(*(gw.order(key=f"many-{i}", pay=True) for i in range(12)))
+    qr_ids = {o["payment"]["qr_id"] for o in orders}
+    assert len(qr_ids) == 12
+    for o in orders:
+        qr = await gw.app[RAZORPAY].fetch_qr(o["payment"]["qr_id"])
+        assert qr["notes"]["order_id"] == o["order_id"]
 
 
 async def test_full_flow_with_real_signed_webhooks(gw: Gateway, sandbox: Sandbox) -> None:
