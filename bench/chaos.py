@@ -164,6 +164,8 @@ async def one_purchase(run: Run, board: SimBoard, rng: random.Random) -> None:
         run.faults["vend_jam"] += 1
     run.outcomes[p.state.value] += 1
     run.finished += 1
+    if p.state in (PurchaseState.REJECTED, PurchaseState.UNDELIVERED):
+        await asyncio.sleep(rng.uniform(1.0, 3.0))  # the customer walks off; the next comes later
 
 
 # cumulative thresholds of the customer's behaviours in `customer` (the rest pay normally)
@@ -369,7 +371,7 @@ async def chaos(args: argparse.Namespace) -> tuple[Report, int]:
         if report.notes:
             _say("notes: " + ", ".join(f"{k}={v}" for k, v in sorted(report.notes.items())))
         (site.root / "findings.txt").write_text("".join(f"{f}\n" for f in report.findings))
-        for f in report.findings[:40]:
+        for f in sorted(report.findings, key=lambda f: f.kind.startswith("note_"))[:40]:
             _say(f"  FINDING {f}")
         return report, sum(run.faults.values())
     finally:

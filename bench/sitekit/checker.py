@@ -259,7 +259,11 @@ def check(s: Snapshot) -> Report:
             r.notes["flagged_though_board_knew"] += 1
         if o is not None and o.get("vend_dispensed") is not None and \
                 o["vend_dispensed"] != s.dispensed.get(bp.order_ref, 0):
-            r.notes["dispensed_count_differs"] += 1
+            r.notes["dispensed_count_differs"] += 1  # a note, not a violation: listed below
+            r.findings.append(Finding(9, "note_dispensed_differs", bp.order_ref,
+                                      f"{bp.board} dropped {s.dispensed.get(bp.order_ref, 0)}"
+                                      f" ({bp.state}), gateway recorded {o['vend_dispensed']}"
+                                      f" ({o['state']})"))
     if s.outbox_left:
         for _ in range(s.outbox_left):
             r.add(9, "outbox_left", None, "hub outbox row never acknowledged")

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 CATALOG = REPO / "cloud_gateway" / "examples" / "catalog.toml"
+SITE_ENV = "UPI_VEND_SITE"
 HTTP_ERRORS = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
 
 
@@ -169,6 +170,11 @@ class LocalSite:
             await self._http.close()
             self._http = None
 
+    def _env(self) -> dict[str, str]:
+        """The environment of every child: ours, plus SITE_ENV naming this site's root (so a
+        test or an operator can find every process of a site: /proc/<pid>/environ)."""
+        return {**os.environ, SITE_ENV: str(self.root)}
+
     # --- the sandbox -----------------------------------------------------------------------
     async def _start_sandbox(self) -> None:
         c = self.config
@@ -179,7 +185,7 @@ class LocalSite:
             argv += ["--auto-pay-after", str(c.auto_pay_after_s)]
         if c.sandbox_faults:
             argv += ["--faults", json.dumps(dict(c.sandbox_faults))]
-        proc = Proc("sandbox", argv, dict(os.environ), self.root / "logs" / "sandbox.log")
+        proc = Proc("sandbox", argv, self._env(), self.root / "logs" / "sandbox.log")
         self.procs["sandbox"] = proc
         await proc.start()
         await until("the sandbox listening", lambda: self._ok(f"{self.sandbox_url}/_sim/config"),
@@ -206,7 +212,7 @@ class LocalSite:
         from cloud_gateway.sandbox import SandboxConfig
 
         sb = SandboxConfig()
-        env = {**os.environ, "GATEWAY_PORT": str(self.gw_port),
+        env = {**self._env(), "GATEWAY_PORT": str(self.gw_port),
                "GATEWAY_DATA_DIR": str(self.root / "gateway"),
                "GATEWAY_LOG_LEVEL": self.config.log_level,
                "GATEWAY_RAZORPAY_BASE_URL": self.sandbox_url,
@@ -254,7 +260,7 @@ class LocalSite:
 
     # --- the hub ---------------------------------------------------------------------------
     def _hub_env(self) -> dict[str, str]:
-        return {**os.environ, "EDGE_HUB_SECRET": self.hub_secret,
+        return {**self._env(), "EDGE_HUB_SECRET": self.hub_secret,
                 "EDGE_HUB_MASTER_KEY": self.config.master_key.hex()}
 
     def _write_hub_toml(self) -> None:
