@@ -39,30 +39,26 @@ string purchases together: ``buy:cappuccino+extra_shot,wait_paid,vend_ok,buy:wat
 Command line: ``edge-hub sim-board --count 16 --dir /tmp/boards --scenario happy`` (see
 ``cli.py``), also ``python -m edge_hub.simboard``.
 
-Modules: ``board`` (SimBoard), ``model`` (state table, flash, ledger, purchase records),
-``qr`` (PAYMENT_QR bitmap decoder), ``pty`` (the cable), ``noise``, ``script``, ``runner``,
+Modules: ``firmware`` (what a correct board does; start reading here), ``board`` (SimBoard:
+its buttons), ``model`` (state table, flash, ledger, purchase records), ``qr`` (PAYMENT_QR
+bitmap decoder), ``wire`` (pty + noise + Link), ``pty``, ``noise``, ``script``, ``runner``,
 ``cli``.
 """
 
-from edge_hub.simboard.board import (
-    DEFAULT_PRODUCTS,
-    TEST_MASTER_KEY,
-    Behaviour,
-    BoardError,
-    KeyMode,
-    SimBoard,
-    inspect_qr,
-)
+from edge_hub.simboard.board import DEFAULT_PRODUCTS, TEST_MASTER_KEY, BoardError, SimBoard
 from edge_hub.simboard.model import (
+    Behaviour,
     BoardCounters,
     DispenseRecord,
     FlashState,
+    KeyMode,
     Purchase,
     PurchaseState,
     QrSeen,
     RebootStage,
     VendPlan,
 )
+from edge_hub.simboard.qr import inspect_qr
 
 __all__ = [
     "DEFAULT_PRODUCTS",

@@ -19,15 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from edge_hub.simboard.board import (
-    DEFAULT_FW,
-    DEFAULT_PRODUCTS,
-    TEST_MASTER_KEY,
-    Behaviour,
-    KeyMode,
-    SimBoard,
-)
-from edge_hub.simboard.model import Purchase
+from edge_hub.simboard.board import DEFAULT_PRODUCTS, TEST_MASTER_KEY, SimBoard
+from edge_hub.simboard.model import DEFAULT_FW, Behaviour, KeyMode, Purchase
 from edge_hub.simboard.runner import Played, play
 from edge_hub.simboard.script import SCENARIOS, ScriptError, Step, parse, scenario
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 from protocol import BoardState, VendOutcome
 
+DEFAULT_FW = "simboard-1.0"
+
 
 class BoardStateError(RuntimeError):
     """An event that the board's state machine does not allow in its current state."""
@@ -86,6 +88,27 @@ class RebootStage(enum.StrEnum):
 JAM_REASON = 5  # motor jam / drop sensor saw nothing (the MDB "vend failure" family)
 RESET_REASON = 3  # the board was reset mid-vend
 DEADLINE_REASON = 2  # the approval's deadline passed before the motor could start
+
+
+class KeyMode(enum.StrEnum):
+    CORRECT = "correct"  # provisioned with this site's board key
+    NONE = "none"  # never provisioned: sends nothing MAC'd, so the hub trusts nothing from it
+    WRONG = "wrong"  # provisioned for another site: every MAC fails at the hub
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """Board-wide settings (per-vend mechanics are a ``VendPlan``)."""
+
+    key_mode: KeyMode = KeyMode.CORRECT
+    junk_rate: float = 0.0  # junk bytes per byte on the line (both directions)
+    flip_rate: float = 0.0  # bit flips per byte on the line (both directions)
+    seed: int | None = None  # for the noise and the request ids
+    fw_version: str = DEFAULT_FW
+    baud: int = 115200
+    hello_retry_s: float = 1.0  # HELLO again this long after it went unanswered
+    order_timeout_s: float = 5.0  # give up on an order with no QR and no rejection
+    heartbeat_s: float | None = None  # None: what HELLO_ACK says
 
 
 class PlanError(ValueError):

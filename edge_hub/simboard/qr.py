@@ -19,6 +19,9 @@ from functools import lru_cache
 from qrcode import LUT, base, util  # type: ignore[import-untyped]
 from qrcode.main import QRCode  # type: ignore[import-untyped]
 
+from edge_hub.simboard.model import QrSeen
+from protocol import PaymentQr
+
 MIN_VERSION, MAX_VERSION = 1, 40
 ALPHANUMERIC = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
 
@@ -249,3 +252,20 @@ def _bounded(value: int, limit: int) -> int:
     if value >= limit:
         raise QrDecodeError("bad numeric group")
     return value
+
+
+def inspect_qr(msg: PaymentQr) -> QrSeen:
+    """What the display makes of PAYMENT_QR: the bitmap's shape, and what it decodes to."""
+    seen = QrSeen(order_ref=msg.order_ref, amount_paise=msg.amount_paise, currency=msg.currency,
+                  expires_in_s=msg.expires_in_s, upi_uri=msg.upi_uri, size=msg.qr_size,
+                  bitmap_ok=False, decoded=None)
+    try:
+        grid = unpack_bitmap(msg.qr_size, msg.qr_bitmap)
+        seen.bitmap_ok = True
+        seen.decoded = decode(grid)
+    except QrDecodeError as exc:
+        seen.problem = str(exc)
+        return seen
+    if seen.decoded != msg.upi_uri:
+        seen.problem = f"QR says {seen.decoded!r} but upi_uri is {msg.upi_uri!r}"
+    return seen
