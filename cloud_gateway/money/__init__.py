@@ -59,6 +59,7 @@ async def money_ctx(app: web.Application) -> AsyncIterator[None]:
     reconciler = Reconciler(db, orders, app[RAZORPAY], ledger, refunds, inbox,
                             interval_s=s.reconcile_interval_s,
                             unknown_outcome_deadline_s=s.unknown_outcome_deadline_s,
+                            created_ttl_s=s.qr_ttl_s,
                             clock=clock)
     app[REFUNDS], app[LEDGER], app[INBOX], app[RECONCILER] = refunds, ledger, inbox, reconciler
     orders.add_hook(refunds.on_order_transition)

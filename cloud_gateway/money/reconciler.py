@@ -7,6 +7,7 @@ Each pass (`run_once`, also the first thing after start):
    `late_window_s`, so a lost webhook loses no sale and a late payment is refunded;
 4. expires orders whose QR passed `close_by`: closes the QR, polls it one last time, then
    payment_pending -> expired with an order_cancelled command to the hub, in one transaction;
+   orders that never got a QR expire `created_ttl_s` (the QR lifetime) after creation;
 5. retries refunds that failed or whose outcome is unknown (same idempotency key), and reads
    the state of refunds left pending longer than `pending_check_s`;
 6. flags paid orders whose vend outcome is still unknown `unknown_outcome_deadline_s` after
@@ -57,7 +58,8 @@ class Reconciler:
     def __init__(self, db: Database, orders: OrderService, razorpay: RazorpayClient,
                  ledger: PaymentLedger, refunds: Refunds, inbox: Inbox, *,
                  interval_s: float, unknown_outcome_deadline_s: float,
-                 late_window_s: float = 7200.0, pending_check_s: float = 3600.0,
+                 created_ttl_s: float = 900.0, late_window_s: float = 7200.0,
+                 pending_check_s: float = 3600.0,
                  clock: Callable[[], float] = time.time) -> None:
         self._db = db
         self._orders = orders
@@ -67,6 +69,7 @@ class Reconciler:
         self._inbox = inbox
         self._interval_s = interval_s
         self._unknown_deadline_s = unknown_outcome_deadline_s
+        self._created_ttl_s = created_ttl_s
         self._late_window_s = late_window_s
         self._pending_check_s = pending_check_s
         self._clock = clock
@@ -143,6 +146,15 @@ class Reconciler:
                 report.errors.append(f"{order['order_id']}: {exc}")
             if order["close_by"] is not None and order["close_by"] <= now:
                 await self._expire(report, order["order_id"], order["qr_id"])
+        stale = self._db.query(  # never got a QR (pay failed or never asked): nobody can pay
+            "SELECT order_id FROM orders WHERE state = ? AND created_at <= ?",
+            (str(OrderState.CREATED), int(now - self._created_ttl_s)))
+        for order in stale:
+            try:
+                await self._expire_unpaid(order["order_id"], "no QR was created in time")
+            except InvalidTransition:
+                continue
+            report.expired += 1
         recent = self._db.query(
             "SELECT order_id, qr_id FROM orders WHERE state IN (?, ?) AND qr_id IS NOT NULL "
             "AND updated_at >= ?",
@@ -152,6 +164,10 @@ class Reconciler:
                 await self._poll_qr(report, order["qr_id"])
             except RazorpayError as exc:
                 report.errors.append(f"{order['order_id']}: {exc}")
+
+    async def _expire_unpaid(self, order_id: str, why: str) -> None:
+        await self._db.write(lambda tx: self._ledger.cancel_order_tx(
+            tx, order_id, CancelReasonName.EXPIRED, why))
 
     async def _expire(self, report: PassReport, order_id: str, qr_id: str) -> None:
         try:
@@ -165,8 +181,7 @@ class Reconciler:
             # expired QRs and refunded; the board stopped showing the QR at close_by
             report.errors.append(f"{order_id}: last poll before expiry: {exc}")
         try:
-            await self._db.write(lambda tx: self._ledger.cancel_order_tx(
-                tx, order_id, CancelReasonName.EXPIRED, "QR expired unpaid"))
+            await self._expire_unpaid(order_id, "QR expired unpaid")
         except InvalidTransition:
             return  # paid (or cancelled) meanwhile
         report.expired += 1

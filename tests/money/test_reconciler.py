@@ -11,7 +11,7 @@ import pytest
 from cloud_gateway.keys import DB, SETTINGS
 from cloud_gateway.money import LEDGER, RECONCILER, REFUNDS, refund_key
 
-from .conftest import PRICE, WEBHOOK_SECRET, Gateway, GatewayFactory
+from .conftest import BOARD, PRICE, WEBHOOK_SECRET, Gateway, GatewayFactory
 from .test_webhooks import sign
 
 
@@ -274,3 +274,17 @@ async def test_event_whose_processing_crashed_is_kept_and_retried(
     rows = gw.q("SELECT outcome, processed_ts FROM webhook_inbox ORDER BY id")
     assert rows[0]["outcome"] == "duplicate_effect" and rows[0]["processed_ts"] is not None
     assert len(await gw.commands()) == 1
+
+
+async def test_order_that_never_got_a_qr_expires_after_the_qr_lifetime(gw: Gateway) -> None:
+    order = await gw.call("POST", "/orders", {
+        "board_uid": BOARD, "product": "espresso", "options": [], "quantity": 1,
+        "idempotency_key": "no-qr"}, expect=201)
+    assert order["state"] == "created"
+    gw.clock.now += gw.app[SETTINGS].qr_ttl_s - 5
+    assert (await gw.reconcile()).expired == 0
+    gw.clock.now += 10
+    assert (await gw.reconcile()).expired == 1
+    assert gw.state(order["order_id"]) == "expired"
+    [cmd] = gw.q("SELECT type, data FROM commands")
+    assert cmd["type"] == "order_cancelled" and json.loads(cmd["data"]) == {"reason": "expired"}
