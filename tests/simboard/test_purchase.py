@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from edge_hub.simboard import PurchaseState
-from protocol import Status, VendOutcome, VendResult, VendStarted
+from edge_hub.simboard import Behaviour, PurchaseState
+from protocol import BoardState, Status, VendOutcome, VendResult, VendStarted
 
 
 async def test_hello_names_the_board(make_pair) -> None:
@@ -34,3 +34,14 @@ async def test_order_qr_approve_result(make_pair) -> None:
     assert result.outcome is VendOutcome.SUCCESS and result.dispensed == 1
     assert board.dispensed(p.order_ref) == 1
     assert p.t_order_sent < p.t_qr < p.t_approved < p.t_result_sent
+
+
+async def test_heartbeat_status_at_the_interval_the_hub_asked_for(make_pair) -> None:
+    board, hub = await make_pair(heartbeat_s=1)  # HELLO_ACK.heartbeat_s
+    await hub.until(lambda: len(hub.messages(Status)) >= 2, timeout_s=3.0)
+    assert board.counters.status_requests == 0  # the second one was a heartbeat
+    assert all(s.state is BoardState.IDLE for s in hub.messages(Status))
+    _idle, quiet = await make_pair(heartbeat_s=0)  # 0 = no heartbeat: only the one after HELLO
+    fast, chatty = await make_pair(Behaviour(heartbeat_s=0.05, hello_retry_s=0.2))
+    await chatty.until(lambda: len(chatty.messages(Status)) >= 5)
+    assert len(quiet.messages(Status)) == 1 and fast.counters.statuses_sent >= 5
