@@ -192,7 +192,7 @@ class Daemon:
         await self.supervisor.stop()
         await self.hub.stop()
         await self.client.close()
-        await self.store.db.close()
+        await self.store.close_connections()
 
     def info(self) -> dict[str, Any]:
         return {"status_port": self.status_port, "ports": [w.settings.port

@@ -174,3 +174,16 @@ async def open_database(path: Path) -> aiosqlite.Connection:
         await db.close()
         raise
     return db
+
+
+async def open_reader(path: Path) -> aiosqlite.Connection:
+    """A second, read-only connection to a database ``open_database`` already prepared."""
+    db = await aiosqlite.connect(path, isolation_level=None)
+    try:
+        await db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        await db.execute("PRAGMA query_only=1")
+    except BaseException:
+        await db.close()
+        raise
+    db.row_factory = aiosqlite.Row
+    return db

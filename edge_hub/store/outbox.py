@@ -190,7 +190,7 @@ class Outbox:
         """The next events of a lane after ``after_id``, stopping before an event whose order is
         already in flight in another batch (events of one order reach the gateway in order)."""
         out: list[OutboxRow] = []
-        async with self._store.db.execute(
+        async with self._store.reader.execute(
                 "SELECT id, event_id, order_key, body FROM outbox WHERE lane = ? AND id > ? "
                 "ORDER BY id LIMIT ?", (lane.value, after_id, limit)) as cur:
             for row_id, event_id, key, body in await cur.fetchall():

@@ -21,7 +21,7 @@ from typing import Any
 import aiosqlite
 
 from edge_hub.clock import Clock
-from edge_hub.store.db import open_database
+from edge_hub.store.db import open_database, open_reader
 from edge_hub.store.outbox import Lane, Outbox
 from edge_hub.vend import (
     ACTIVE,
@@ -103,8 +103,13 @@ MUTABLE_FIELDS = frozenset({
 
 
 class Store:
-    def __init__(self, db: aiosqlite.Connection, clock: Clock, hub_id: str) -> None:
+    def __init__(self, db: aiosqlite.Connection, clock: Clock, hub_id: str,
+                 reader: aiosqlite.Connection | None = None) -> None:
         self.db = db
+        # Bulk reads (outbox batches, the status page's order list) use their own connection and
+        # thread, so a live purchase's writes never queue behind them (WAL: readers see the last
+        # commit).
+        self.reader = reader or db
         self.clock = clock
         self.hub_id = hub_id
         self._lock = asyncio.Lock()
@@ -115,13 +120,19 @@ class Store:
     async def open(cls, path: Path, clock: Clock, hub_id: str, *, max_rows: int,
                    max_bytes: int, max_age_s: float) -> Store:
         db = await open_database(path)
-        store = cls(db, clock, hub_id)
+        reader = await open_reader(path)
+        store = cls(db, clock, hub_id, reader)
         store.outbox = Outbox(store, max_rows=max_rows, max_bytes=max_bytes, max_age_s=max_age_s)
         await store.outbox.load()
         return store
 
     async def close(self) -> None:
         await self.outbox.flush_telemetry()
+        await self.close_connections()
+
+    async def close_connections(self) -> None:
+        if self.reader is not self.db:
+            await self.reader.close()
         await self.db.close()
 
     @asynccontextmanager
@@ -309,13 +320,14 @@ class Store:
         if state:
             where.append("state = ?")
             params.append(state)
+        db = self.reader
         sql = ("SELECT * FROM sessions" + (" WHERE " + " AND ".join(where) if where else "")
                + " ORDER BY needs_attention DESC, id DESC LIMIT ?")
-        async with self.db.execute(sql, (*params, limit)) as cur:
+        async with db.execute(sql, (*params, limit)) as cur:
             sessions = [Session.from_row(r) for r in await cur.fetchall()]
         out = []
         for s in sessions:
-            async with self.db.execute("SELECT at, from_state, to_state, reason FROM "
+            async with db.execute("SELECT at, from_state, to_state, reason FROM "
                                        "session_audit WHERE session_id = ? ORDER BY id",
                                        (s.id,)) as cur:
                 audit = [{"at": r[0], "from": r[1], "to": r[2], "reason": r[3]}
