@@ -45,9 +45,10 @@ port = "{site.tmp / 'tty-*'}"
 async def hub_process(site: Site) -> AsyncIterator[asyncio.subprocess.Process]:
     cfg = write_config(site)
     env = {**os.environ, **ENV}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "edge_hub.cli", "run", "--config", str(cfg), cwd=ROOT, env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    with (site.tmp / "hub.log").open("ab") as log:  # a file: a full pipe would block the hub
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "edge_hub.cli", "run", "--config", str(cfg), cwd=ROOT,
+            env=env, stdout=asyncio.subprocess.DEVNULL, stderr=log)
     try:
         yield proc
     finally:
@@ -58,8 +59,6 @@ async def hub_process(site: Site) -> AsyncIterator[asyncio.subprocess.Process]:
             except TimeoutError:
                 proc.kill()
                 await proc.wait()
-        if proc.stderr is not None:
-            await proc.stderr.read()
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -104,3 +103,7 @@ async def test_hub_memory_with_16_boards(site: Site) -> None:
         rss = peak_rss_mb(proc.pid)
         print(f"hub peak RSS with 16 boards: {rss:.1f} MB")
         assert rss <= 80.0
+        proc.send_signal(signal.SIGTERM)  # a clean stop: exit 0, nothing left behind
+        assert await asyncio.wait_for(proc.wait(), 10) == 0
+    log = (site.tmp / "hub.log").read_text()
+    assert "Traceback" not in log

@@ -179,3 +179,36 @@ async def test_next_batch_keeps_an_orders_events_in_one_flight(tmp_path: Path) -
         assert store.outbox.depth == 2
     finally:
         await store.close()
+
+
+async def test_failed_migration_rolls_back_and_is_loud(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import edge_hub.store.db as dbmod
+    db = await open_database(tmp_path / "hub.db")
+    await db.close()
+    broken = (*MIGRATIONS, "CREATE TABLE extra (x INTEGER); INSERT INTO nowhere VALUES (1)")
+    monkeypatch.setattr(dbmod, "MIGRATIONS", broken)
+    with pytest.raises(StoreError, match="migration to schema version 2 failed"):
+        await dbmod.open_database(tmp_path / "hub.db")
+    con = sqlite3.connect(tmp_path / "hub.db")
+    try:
+        assert con.execute("PRAGMA user_version").fetchone() == (1,)
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
+        assert "extra" not in tables  # the whole step rolled back
+    finally:
+        con.close()
+
+
+async def test_outbox_drops_telemetry_over_the_byte_limit(tmp_path: Path) -> None:
+    store = await make_store(tmp_path, bytes=4000)
+    try:
+        for i in range(40):
+            store.add_telemetry(EventType.TELEMETRY, "b1", {"n": i, "pad": "x" * 50})
+        await store.outbox.flush_telemetry()
+        assert store.outbox.size_bytes <= 4000
+        assert store.outbox.dropped[Lane.TELEMETRY] > 0
+        async with store.db.execute("SELECT body FROM outbox ORDER BY id") as cur:
+            kept = [json.loads(r[0])["data"]["n"] for r in await cur.fetchall()]
+        assert kept == list(range(40 - len(kept), 40))  # the newest are kept
+    finally:
+        await store.close()
