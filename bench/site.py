@@ -323,9 +323,12 @@ async def shopper(site: Site, board: SimBoard, rounds: int, think_s: float,
             s.state = f"{p.state.value} {p.reject_reason or ''} {p.reject_message or ''}"
             continue
         s.qr_ms = p.qr_latency_s * 1000
+        if p.qr is None or not p.qr.valid:  # the display could not show a scannable QR
+            s.state = f"bad QR: {p.qr.problem if p.qr else 'none'}"
+            continue
         # The customer's phone scans the QR on the display and pays it: the sandbox's UPI URI
         # names its QR code in `tr` (the gateway is not asked: the hub has it to itself).
-        assert p.qr is not None and p.qr.decoded is not None, p.qr
+        assert p.qr.decoded is not None
         qr_id = parse_qs(urlsplit(p.qr.decoded).query)["tr"][0]
         s.event_ids = await site.pay(qr_id)
         await board.wait_closed(p, 30)
@@ -342,6 +345,10 @@ async def purchases(site: Site, rounds: int, think_s: float
     approve = [(s.t_approved - min(sent[e] for e in s.event_ids)) * 1000 for s in samples
                if s.t_approved is not None and s.event_ids and all(e in sent for e in s.event_ids)]
     bad = [s for s in samples if s.state != PurchaseState.VENDED.value]
+    dispensed = sum(sum(r.dispensed for r in b.ledger.values()) for b in site.boards)
+    ordered = sum(MENU[(n + len(b.name)) % len(MENU)][2] for b in site.boards
+                  for n in range(rounds))
+    print(f"  ledgers: {dispensed} items dispensed for {ordered} ordered", flush=True)
     for s in bad[:5]:
         print(f"  purchase on {s.board} ended {s.state}", flush=True)
     return qr, approve, len(bad)
