@@ -184,7 +184,8 @@ async def make_site(tmp_path: Path) -> AsyncIterator[Site]:
             data_dir=str(tmp_path / "gw"), razorpay_key_id=sb_cfg.key_id,
             razorpay_key_secret=Secret(sb_cfg.key_secret), razorpay_base_url=s.sandbox_url,
             webhook_secret=Secret(sb_cfg.webhook_secret), token_key=Secret("k" * 40),
-            log_json=False, qr_ttl_s=60, vend_deadline_s=10, reconcile_interval_s=3600.0,
+            log_json=False, razorpay_processes=0, qr_ttl_s=60, vend_deadline_s=10,
+            reconcile_interval_s=3600.0,
             long_poll_max_s=5.0, ws_heartbeat_s=2.0, rate_limit_per_s=10_000.0,
             rate_limit_burst=10_000, auth_rate_limit_per_s=1000.0)
         await s.start_gateway()
