@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 
-from edge_hub.simboard import Behaviour, PurchaseState
+from edge_hub.simboard import Behaviour, PurchaseState, SimBoard
 from edge_hub.simboard.noise import LineNoise
-from protocol import Log, VendOutcome, VendResult
+from protocol import TEST_MASTER_KEY, Log, VendOutcome, VendResult
+
+from .minihub import MiniHub
 
 
 async def test_purchases_survive_junk_and_bit_flips(make_pair) -> None:
@@ -69,3 +72,19 @@ def test_noise_is_deterministic_and_counted() -> None:
     assert len(out) == len(data) + a.counters.junk_bytes
     assert 50 < a.counters.junk_bytes < 160 and 50 < a.counters.bits_flipped < 160
     assert LineNoise().apply(data) is data
+
+
+async def test_a_hub_that_opens_the_port_late_still_gets_hello(tmp_path) -> None:
+    board = SimBoard(bytes(11) + b"\x07", TEST_MASTER_KEY, link_path=tmp_path / "late",
+                     behaviour=Behaviour(hello_retry_s=0.2))
+    await board.start()
+    hub = MiniHub(board.port, TEST_MASTER_KEY)
+    try:
+        await asyncio.sleep(0.6)  # HELLO retransmitted into a line nobody reads
+        assert not board.connected and board.counters.hellos_sent >= 1
+        hub.open()
+        await board.wait_connected(5.0)
+        assert hub.hello is not None and hub.hello.uid == board.uid
+    finally:
+        hub.close()
+        await board.stop()
