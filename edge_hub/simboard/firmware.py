@@ -283,9 +283,11 @@ class BoardFirmware:
 
     def _heartbeat(self) -> None:
         self._timers.heartbeat = None
-        if self.wire.link is not None:
+        if self.wire.link is None:
+            return
+        if self._connected:  # while the hub is gone the HELLO loop speaks instead
             self._send_status()
-            self._schedule_heartbeat()
+        self._schedule_heartbeat()
 
     def _send_status(self) -> None:
         f = self.flash
