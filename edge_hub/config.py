@@ -109,6 +109,9 @@ class LimitsSettings:
                                                "serial port.", minimum=0.001)
     port_retry_max_s: float = setting(10.0, "Longest retry delay for a serial port.",
                                       minimum=0.001)
+    session_retention_s: float = setting(30 * 24 * 3600.0, "Finished vend sessions (and their "
+                                         "audit) older than this are deleted, once reported; "
+                                         "ones needing attention are kept.", minimum=60.0)
     watchdog_stall_s: float = setting(10.0, "A supervised task that has not reported progress "
                                             "for this long stops the systemd watchdog pings.",
                                       minimum=0.1)

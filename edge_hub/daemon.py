@@ -30,6 +30,7 @@ from edge_hub.view import HubViewImpl, RecentLogs
 log = logging.getLogger(__name__)
 
 TICK_S = 0.05
+PRUNE_EVERY_S = 3600.0
 
 
 def _version() -> str:
@@ -69,7 +70,9 @@ class Daemon:
                                       max_age_s=lim.outbox_max_age_s)
         self.client = GatewayClient(cfg.gateway.url, cfg.hub.id, cfg.secrets.hub_secret,
                                     self.clock, request_timeout_s=cfg.gateway.request_timeout_s,
-                                    refresh_margin_s=cfg.gateway.token_refresh_margin_s)
+                                    refresh_margin_s=cfg.gateway.token_refresh_margin_s,
+                                    token_backoff=Backoff(cfg.gateway.backoff_initial_s,
+                                                          cfg.gateway.backoff_max_s))
         await self.client.start()
         self.view = HubViewImpl(self, self.logs)
         self.hub = Hub(cfg, self.store, self.client, self.clock, notify=self.view.publish)
@@ -140,8 +143,15 @@ class Daemon:
             await asyncio.sleep(TICK_S)
 
     async def _telemetry(self) -> None:
+        """Batched telemetry commits, outbox limits, and (hourly) old-session retention."""
+        next_prune = 0.0
         while True:
             self.supervisor.beat("telemetry")
+            if time.monotonic() >= next_prune:
+                pruned = await self.store.prune_sessions(self.config.limits.session_retention_s)
+                if pruned:
+                    log.info("deleted %d finished vend sessions past retention", pruned)
+                next_prune = time.monotonic() + PRUNE_EVERY_S
             if await self.store.outbox.flush_telemetry():
                 self.sender.wake()
             await self.store.outbox.enforce_limits()

@@ -314,6 +314,12 @@ class Hub:
         if why is not None:
             self._reject(board, msg.request_id, RejectReason.STORAGE_FULL, why)
             return
+        if self.client.offline:
+            # Known down (backing off): answer at once, and store nothing for a non-order.
+            self.counters["rejected_offline"] += 1
+            self._reject(board, msg.request_id, RejectReason.OFFLINE,
+                         "payment service unreachable")
+            return
         current = self.session_for_board(board.uid)
         if current is not None:
             if current.request_id == msg.request_id and current.board_epoch == board.peer_epoch:

@@ -299,6 +299,18 @@ class Store:
 
         tx.after_commit(applied)
 
+    async def prune_sessions(self, older_than_s: float) -> int:
+        """Delete finished sessions (audit rows cascade) not updated for ``older_than_s``, unless
+        they need attention or an event about them is still in the outbox."""
+        marks = ",".join("?" * len(ACTIVE))
+        async with self.transaction(durable=False) as tx:
+            cur = await tx.execute(
+                f"DELETE FROM sessions WHERE state NOT IN ({marks}) AND needs_attention = 0 "
+                "AND updated_at < ? AND (order_id IS NULL OR order_id NOT IN "
+                "(SELECT order_key FROM outbox WHERE order_key IS NOT NULL))",
+                (*(x.value for x in ACTIVE), time.time() - older_than_s))
+            return int(cur.rowcount or 0)
+
     async def active_sessions(self) -> list[Session]:
         marks = ",".join("?" * len(ACTIVE))
         async with self.db.execute(f"SELECT * FROM sessions WHERE state IN ({marks}) ORDER BY id",

@@ -17,6 +17,7 @@ from typing import Any, cast
 
 import aiohttp
 
+from edge_hub.backoff import Backoff
 from edge_hub.clock import Clock
 from protocol import hub_api
 from protocol.hub_api import (
@@ -52,7 +53,8 @@ class GatewayUnavailable(GatewayError):
 
 class GatewayClient:
     def __init__(self, base_url: str, hub_id: str, secret: str, clock: Clock, *,
-                 request_timeout_s: float, refresh_margin_s: float) -> None:
+                 request_timeout_s: float, refresh_margin_s: float,
+                 token_backoff: Backoff | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.hub_id = hub_id
         self._secret = secret
@@ -62,6 +64,10 @@ class GatewayClient:
         self._token: str | None = None
         self._token_expires_mono = 0.0
         self._token_lock = asyncio.Lock()
+        # After a failed token request nobody asks again before this (no hammering of
+        # /auth/token by every order while the gateway is down or rate limiting us).
+        self._token_backoff = token_backoff or Backoff(0.5, 30.0)
+        self._token_retry_at = 0.0
         self._live: aiohttp.ClientSession | None = None
         self._bg: aiohttp.ClientSession | None = None
         self.connected = False
@@ -103,16 +109,40 @@ class GatewayClient:
         self.last_error_at = time.time()
 
     # --- token -------------------------------------------------------------------------------
+    @property
+    def offline(self) -> bool:
+        """True while a failed token request is backing off: calls would fail at once."""
+        return self._token is None and time.monotonic() < self._token_retry_at
+
     async def token(self, *, timeout_s: float | None = None) -> str:
         if self._token and time.monotonic() < self._token_expires_mono - self.refresh_margin_s:
             return self._token
         async with self._token_lock:
-            if self._token and time.monotonic() < self._token_expires_mono - self.refresh_margin_s:
+            now = time.monotonic()
+            if self._token and now < self._token_expires_mono - self.refresh_margin_s:
                 return self._token
+            if now < self._token_retry_at:
+                if self._token and now < self._token_expires_mono:
+                    return self._token  # refresh failed lately; the old one is still valid
+                raise GatewayUnavailable(f"no token; next attempt in "
+                                         f"{self._token_retry_at - now:.1f} s ({self.last_error})")
             sent = time.monotonic()
-            body = await self._send("POST", hub_api.AUTH_TOKEN,
-                                    {"hub_id": self.hub_id, "secret": self._secret},
-                                    auth=False, timeout_s=timeout_s)
+            try:
+                body = await self._send("POST", hub_api.AUTH_TOKEN,
+                                        {"hub_id": self.hub_id, "secret": self._secret},
+                                        auth=False, timeout_s=timeout_s)
+            except GatewayError as e:
+                delay = self._token_backoff.next_delay()
+                retry_after = e.details.get("retry_after_s")
+                if isinstance(retry_after, int | float):
+                    delay = max(delay, float(retry_after))
+                self._token_retry_at = time.monotonic() + delay
+                if e.status in (401, 403):
+                    log.error("gateway refused this hub's credentials (%s); check hub.id and "
+                              "the hub secret", e.code)
+                raise
+            self._token_backoff.reset()
+            self._token_retry_at = 0.0
             ans = cast(TokenResponse, body)
             rtt = time.monotonic() - sent
             self.clock.note_server_time(float(ans["server_time"]), rtt)
@@ -156,7 +186,12 @@ class GatewayClient:
             if status >= 500 or status == 429:
                 # Overloaded or rate limited: retried with backoff like an outage.
                 self.note_failure(f"{method} {path}: HTTP {status}")
-                raise GatewayUnavailable(f"{method} {path}: HTTP {status}")
+                busy = GatewayUnavailable(f"{method} {path}: HTTP {status}")
+                try:
+                    busy.details = dict(json.loads(text).get("error", {}).get("details", {}))
+                except (json.JSONDecodeError, AttributeError, TypeError, ValueError):
+                    pass
+                raise busy
             self._ok()
             try:
                 parsed = json.loads(text) if text else {}

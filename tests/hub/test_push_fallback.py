@@ -12,7 +12,7 @@ from aiohttp import web
 
 from edge_hub.backoff import Backoff
 from edge_hub.clock import Clock
-from edge_hub.uplink.client import GatewayClient
+from edge_hub.uplink.client import GatewayClient, GatewayUnavailable
 from edge_hub.uplink.push import PushChannel
 from protocol import hub_api
 from tests.hub.conftest import serve
@@ -80,5 +80,37 @@ async def test_websocket_refused_falls_back_to_long_poll_from_the_cursor() -> No
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+        await client.close()
+        await runner.cleanup()
+
+
+async def test_refused_token_is_not_hammered() -> None:
+    calls: list[float] = []
+
+    async def token(request: web.Request) -> web.Response:
+        calls.append(time.monotonic())
+        return web.json_response({"error": {"code": "rate_limited", "message": "slow down",
+                                            "status": 429, "details": {"retry_after_s": 0.3},
+                                            "request_id": "x"}}, status=429)
+
+    app = web.Application()
+    app.router.add_post(hub_api.AUTH_TOKEN, token)
+    runner, url = await serve(app)
+    client = GatewayClient(url, "hub-1", "s", Clock("b"), request_timeout_s=2,
+                           refresh_margin_s=60, token_backoff=Backoff(0.05, 1.0))
+    await client.start()
+    try:
+        failures = 0
+        end = time.monotonic() + 0.5
+        while time.monotonic() < end:  # every order in this half second wants a token
+            try:
+                await client.token()
+            except GatewayUnavailable:
+                failures += 1
+            await asyncio.sleep(0.005)
+        assert failures > 20
+        assert len(calls) <= 2  # retry_after_s 0.3 is respected
+        assert client.offline
+    finally:
         await client.close()
         await runner.cleanup()

@@ -212,3 +212,38 @@ async def test_outbox_drops_telemetry_over_the_byte_limit(tmp_path: Path) -> Non
         assert kept == list(range(40 - len(kept), 40))  # the newest are kept
     finally:
         await store.close()
+
+
+async def test_old_finished_sessions_are_pruned_unless_unreported_or_flagged(
+        tmp_path: Path) -> None:
+    store = await make_store(tmp_path)
+    try:
+        async with store.transaction() as tx:
+            await store.upsert_board(tx, "b1", port="/dev/x", addr=0, firmware="1",
+                                     protocol_version=1, products=[])
+        sessions = []
+        for i in range(4):
+            s = await store.create_session(board_uid="b1", request_id=i, board_epoch=1,
+                                           product="water", options=[], quantity=1)
+            await store.transition(s, VendState.AWAITING_PAYMENT, "qr", order_id=f"o{i}",
+                                   amount=1000, currency="INR")
+            sessions.append(s)
+        await store.transition(sessions[0], VendState.CANCELLED, "customer",
+                               event_data={"reason": "customer"})  # event still unsent
+        await store.transition(sessions[1], VendState.EXPIRED, "expired",
+                               event_data={"reason": "expired"})
+        await store.transition(sessions[2], VendState.APPROVED, "paid")
+        await store.transition(sessions[2], VendState.CHECKING, "lost")
+        await store.transition(sessions[2], VendState.UNKNOWN, "nobody knows")  # attention
+        rows = await store.outbox.next_batch(Lane.MONEY, 0, 100, set())
+        await store.outbox.delete([r for r in rows if r.order_key in ("o1", "o2")])
+        await store.db.execute("UPDATE sessions SET updated_at = updated_at - 1000")
+        assert await store.prune_sessions(500) == 1  # o1: final, reported, not flagged
+        left = {s.order_id for s, _ in await store.list_sessions(board_uid=None, state=None,
+                                                                 limit=10)}
+        assert left == {"o0", "o2", "o3"}
+        async with store.db.execute("SELECT COUNT(*) FROM session_audit WHERE session_id = ?",
+                                    (sessions[1].id,)) as cur:
+            assert tuple(await cur.fetchone() or ()) == (0,)  # its audit went with it
+    finally:
+        await store.close()
