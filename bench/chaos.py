@@ -308,24 +308,38 @@ async def restore(run: Run) -> None:
 
 
 async def settle(run: Run, timeout_s: float) -> bool:
-    """Wait until every order is final, the hub's outbox is empty and no board is mid-purchase."""
+    """Wait until the site is at rest twice in a row: every order final, every payment Razorpay
+    captured known and decided by the gateway, no refund open, the hub's money outbox empty
+    and no board mid-purchase. (A payment whose webhook was dropped is found only by the
+    reconciler's polling, so the sandbox's ledger is part of the check.)"""
     site = run.site
     t_end = time.monotonic() + timeout_s
+    quiet = 0
     while time.monotonic() < t_end:
         with contextlib.suppress(*HTTP_ERRORS):
             await site.sandbox("POST", "/_sim/drain")
-        marks = ",".join("?" * len(FINAL_ORDER_STATES))
-        open_orders = site.gateway_query(
-            f"SELECT COUNT(*) AS n FROM orders WHERE state NOT IN ({marks})",
-            tuple(map(str, FINAL_ORDER_STATES)))
-        busy = sum(1 for b in site.boards if b.current is not None)
-        pending_refunds = site.gateway_query(
-            "SELECT COUNT(*) AS n FROM refunds WHERE state NOT IN ('processed')")
-        if open_orders[0]["n"] == 0 and busy == 0 and site.outbox_depth("money") == 0 and \
-                pending_refunds[0]["n"] == 0:
+        quiet = quiet + 1 if await at_rest(site) else 0
+        if quiet >= 2:
             return True
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(1.0)
     return False
+
+
+async def at_rest(site: LocalSite) -> bool:
+    marks = ",".join("?" * len(FINAL_ORDER_STATES))
+    open_orders = site.gateway_query(
+        f"SELECT COUNT(*) AS n FROM orders WHERE state NOT IN ({marks})",
+        tuple(map(str, FINAL_ORDER_STATES)))[0]["n"]
+    open_refunds = site.gateway_query(
+        "SELECT COUNT(*) AS n FROM refunds WHERE state != 'processed'")[0]["n"]
+    if open_orders or open_refunds or site.outbox_depth("money") or \
+            any(b.current is not None for b in site.boards):
+        return False
+    captured = {p["id"] for p in (await site.ledger())["payments"]
+                if p["status"] in ("captured", "refunded")}
+    decided = {r["payment_id"] for r in site.gateway_query(
+        "SELECT payment_id FROM payments WHERE disposition IS NOT NULL")}
+    return captured <= decided
 
 
 async def chaos(args: argparse.Namespace) -> tuple[Report, int]:
