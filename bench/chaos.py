@@ -331,7 +331,7 @@ async def at_rest(site: LocalSite) -> bool:
         f"SELECT COUNT(*) AS n FROM orders WHERE state NOT IN ({marks})",
         tuple(map(str, FINAL_ORDER_STATES)))[0]["n"]
     open_refunds = site.gateway_query(
-        "SELECT COUNT(*) AS n FROM refunds WHERE state != 'processed'")[0]["n"]
+        "SELECT COUNT(*) AS n FROM refunds WHERE state NOT IN ('processed', 'refused')")[0]["n"]
     if open_orders or open_refunds or site.outbox_depth("money") or \
             any(b.current is not None for b in site.boards):
         return False
