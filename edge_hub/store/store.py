@@ -232,7 +232,9 @@ class Store:
                              product: str, options: list[str], quantity: int) -> Session:
         """A new session in ORDERING, with its idempotency key stored before any request."""
         now = time.time()
-        key = f"{self.hub_id}-{board_uid}-{uuid.uuid4().hex}"
+        # Unique on its own (the gateway scopes keys per hub); 57 characters whatever the hub id
+        # (the gateway accepts [A-Za-z0-9_.:-]{1,64}).
+        key = f"{board_uid}.{uuid.uuid4().hex}"
         async with self.transaction() as tx:
             cur = await tx.execute(
                 "INSERT INTO sessions (board_uid, idempotency_key, request_id, board_epoch, "

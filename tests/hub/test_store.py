@@ -247,3 +247,20 @@ async def test_old_finished_sessions_are_pruned_unless_unreported_or_flagged(
             assert tuple(await cur.fetchone() or ()) == (0,)  # its audit went with it
     finally:
         await store.close()
+
+
+async def test_idempotency_key_fits_the_gateway_whatever_the_hub_id(tmp_path: Path) -> None:
+    import re
+    store = await Store.open(tmp_path / "hub.db", Clock("b"), "h" * 64, max_rows=10,
+                             max_bytes=10**6, max_age_s=60)
+    try:
+        async with store.transaction() as tx:
+            await store.upsert_board(tx, "ab" * 12, port="", addr=0, firmware="",
+                                     protocol_version=1, products=[])
+        keys = {(await store.create_session(board_uid="ab" * 12, request_id=i, board_epoch=1,
+                                            product="water", options=[], quantity=1)
+                 ).idempotency_key for i in range(3)}
+        assert len(keys) == 3
+        assert all(re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", k) for k in keys)
+    finally:
+        await store.close()
