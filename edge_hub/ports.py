@@ -103,7 +103,9 @@ class BoardConnection:
     def close(self) -> None:
         # abort, not close: close() first drains (tcdrain) in a worker thread, which blocks for
         # ever on an unplugged adapter or an unread pty. Unsent frames are resent by the link.
-        self._writer.transport.abort()
+        transport = self._writer.transport
+        if not transport.is_closing():  # a second close breaks serial_asyncio_fast (0.16)
+            transport.abort()
 
 
 def expand(pattern: str) -> list[str]:
