@@ -199,12 +199,17 @@ class Hub:
             log.warning("port %s: %s before HELLO ignored", conn.port, type(msg).__name__)
             return
         board = self.boards[uid]
-        board.touch()
         if not authenticated:
             # Only MAC'd frames may decide anything (rule 13); the link normally drops these.
             self.counters["unauthenticated_dropped"] += 1
             log.warning("board %s: unauthenticated %s ignored", uid, type(msg).__name__)
             return
+        if board.conn is not conn:
+            # The board proved its key on this port: it moved here (or reconnected).
+            log.warning("board %s moved to port %s", uid, conn.port)
+            board.conn, board.port, board.peer_epoch = conn, conn.port, conn.link.peer_epoch
+            board.link_since = time.time()
+        board.touch()
         if isinstance(msg, OrderRequest):
             await self._on_order_request(board, msg)
         elif isinstance(msg, Cancel):
@@ -228,12 +233,17 @@ class Hub:
         conn.link.set_key(derive_board_key(self.config.secrets.master_key, msg.uid))
         board = self.boards.get(uid) or BoardInfo(uid=uid)
         self.boards[uid] = board
+        if board.conn is not None and board.conn is not conn:
+            # HELLO is not authenticated: another port claiming this uid gets its HELLO_ACK but
+            # takes the board over only with its first MAC-verified frame (see _on_message).
+            log.warning("board %s says HELLO on port %s while connected on %s", uid, conn.port,
+                        board.conn.port)
+            self._hello_ack(conn, board)
+            return
         board.port, board.addr, board.firmware = conn.port, conn.addr, msg.fw_version
         board.protocol_version = min(max(PROTOCOL_VERSION, msg.proto_min), msg.proto_max)
         board.products = list(msg.products)
-        board.peer_epoch = getattr(conn.link, "peer_epoch", 0) or 0
-        if board.conn is not None and board.conn is not conn:
-            log.warning("board %s now on port %s (was %s)", uid, conn.port, board.conn.port)
+        board.peer_epoch = conn.link.peer_epoch
         board.conn = conn
         board.link_since = time.time()
         board.touch()
@@ -242,10 +252,7 @@ class Hub:
                                           firmware=msg.fw_version,
                                           protocol_version=board.protocol_version,
                                           products=list(msg.products))
-        conn.send(HelloAck(version=board.protocol_version,
-                           unix_time=int(self.clock.gateway_now()),
-                           time_synced=self.clock.synced, heartbeat_s=self.limits.heartbeat_s,
-                           in_service=board.in_service))
+        self._hello_ack(conn, board)
         log.info("board %s (fw %s) on port %s", uid, msg.fw_version, conn.port)
         self.notify({"kind": "board", "board_uid": uid, "link_up": True})
         if not board.registered:
@@ -256,6 +263,12 @@ class Hub:
                 await self.move(s, S.CHECKING, "board said HELLO mid-vend")
                 s.extra["checking_since"] = time.monotonic()
             conn.send(StatusRequest())
+
+    def _hello_ack(self, conn: BoardConnection, board: BoardInfo) -> None:
+        conn.send(HelloAck(version=board.protocol_version or PROTOCOL_VERSION,
+                           unix_time=int(self.clock.gateway_now()),
+                           time_synced=self.clock.synced, heartbeat_s=self.limits.heartbeat_s,
+                           in_service=board.in_service))
 
     async def _register(self, board: BoardInfo) -> None:
         delay = self.config.gateway.backoff_initial_s

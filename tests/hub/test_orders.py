@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from edge_hub.simboard import Behaviour, KeyMode, PurchaseState
+from edge_hub.simboard import Behaviour, KeyMode, PurchaseState, SimBoard
 from edge_hub.vend import VendState
 from protocol import RejectReason, VendOutcome, VendResult
 from tests.hub.conftest import Site, eventually
@@ -112,3 +112,25 @@ async def test_board_without_key_gets_nothing(site: Site) -> None:
     assert p.state is not PurchaseState.SHOWING_QR
     assert site.hub is not None
     assert await site.hub.view.orders() == []
+
+
+async def test_rogue_hello_with_a_real_uid_on_another_port_takes_nothing_over(
+        site: Site) -> None:
+    await site.start_hub()
+    board = await site.add_board(1)
+    await board.wait_connected(5)
+    # A keyless board on another port introduces itself with the real board's uid.
+    rogue = SimBoard(board.uid, None, link_path=site.tmp / "tty-02",
+                     behaviour=Behaviour(key_mode=KeyMode.NONE, seed=9, hello_retry_s=0.2))
+    await rogue.start()
+    site.boards.append(rogue)
+    assert site.hub is not None
+    uid = board.uid.hex()
+    await eventually(lambda: (site.hub is not None and site.hub.hub.counters[
+        "unauthenticated_dropped"] > 0) or rogue.counters.hellos_sent > 1, 5, "rogue heard")
+    assert site.hub.hub.boards[uid].port == str(site.tmp / "tty-01")
+    p = await board.request("water")
+    await site.pay(await site.order(p.order_ref))
+    await board.wait_closed(p, 10)
+    assert p.state is PurchaseState.VENDED  # the approval went to the real board
+    assert site.hub.hub.boards[uid].port == str(site.tmp / "tty-01")
