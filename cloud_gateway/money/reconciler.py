@@ -3,8 +3,9 @@
 Each pass (`run_once`, also the first thing after start):
 1. acts on inbox events that were stored but never processed (crash recovery);
 2. re-decides captured payments still undecided, and refunds failed orders that have none yet;
-3. polls Razorpay (`qrcode.fetch_all_payments`) for every open QR and for QRs closed within
-   `late_window_s`, so a lost webhook loses no sale and a late payment is refunded;
+3. polls Razorpay (`qrcode.fetch_all_payments`) for every open QR and for every QR whose
+   `close_by` is less than `late_window_s` ago whatever its order's state, so a lost webhook
+   loses no sale and a late or second payment is still refunded;
 4. expires orders whose QR passed `close_by`: closes the QR, polls it one last time, then
    payment_pending -> expired with an order_cancelled command to the hub, in one transaction;
    orders that never got a QR expire `created_ttl_s` (the QR lifetime) after creation;
@@ -94,6 +95,9 @@ class Reconciler:
                 await step(report)
             except RazorpayError as exc:
                 report.errors.append(f"{step.__name__}: {exc}")
+            except Exception as exc:  # a bug in one step must not starve the others
+                log.exception("reconciler step %s failed", step.__name__)
+                report.errors.append(f"{step.__name__}: {type(exc).__name__}: {exc}")
         self.passes += 1
         return report
 
@@ -106,7 +110,8 @@ class Reconciler:
             await self._apply(json.loads(row["entity"]), "reconciler", row["qr_id"])
         rows = self._db.query(
             "SELECT o.order_id FROM orders o LEFT JOIN refunds r ON r.payment_id = o.payment_id "
-            "WHERE o.state IN (?, ?) AND o.payment_id IS NOT NULL AND r.id IS NULL",
+            "WHERE o.state IN (?, ?) AND o.payment_id IS NOT NULL AND r.id IS NULL "
+            "AND COALESCE(o.vend_dispensed, 0) < o.quantity",
             (str(OrderState.FAILED), str(OrderState.REFUND_PENDING)))
         for r in rows:
             try:
@@ -139,6 +144,13 @@ class Reconciler:
         open_orders = self._db.query(
             "SELECT order_id, qr_id, close_by FROM orders WHERE state = ? AND qr_id IS NOT NULL",
             (str(OrderState.PAYMENT_PENDING),))
+        # (read first: an order this pass pays or expires was just polled)
+        # QRs no longer waiting but recently alive: a late payment (order expired or
+        # cancelled) or a second one (order paid) may land on them; their webhooks may be lost
+        recent = self._db.query(
+            "SELECT order_id, qr_id FROM orders WHERE state != ? AND qr_id IS NOT NULL "
+            "AND close_by >= ?",
+            (str(OrderState.PAYMENT_PENDING), int(now - self._late_window_s)))
         for order in open_orders:
             try:
                 await self._poll_qr(report, order["qr_id"])
@@ -155,10 +167,6 @@ class Reconciler:
             except InvalidTransition:
                 continue
             report.expired += 1
-        recent = self._db.query(
-            "SELECT order_id, qr_id FROM orders WHERE state IN (?, ?) AND qr_id IS NOT NULL "
-            "AND updated_at >= ?",
-            (str(OrderState.EXPIRED), str(OrderState.CANCELLED), int(now - self._late_window_s)))
         for order in recent:
             try:
                 await self._poll_qr(report, order["qr_id"])

@@ -161,6 +161,11 @@ class Refunds:
         dispensed = row["vend_dispensed"] or 0
         # the price is unit price x quantity (catalog.price_order): refund the units not vended
         amount = row["amount"] - row["amount"] * dispensed // row["quantity"]
+        if amount <= 0:  # "failed" yet every unit left the machine: nothing to give back
+            log.error("%s order %s reported failed with all %d units dispensed; not refunded, "
+                      "an operator must settle payment %s", ALERT, order_id, dispensed,
+                      row["payment_id"], extra={"order_id": order_id})
+            return False
         created = self.create_tx(tx, row["payment_id"], order_id, amount,
                                  RefundReason.VEND_FAILED)
         if row["state"] == OrderState.FAILED:

@@ -288,3 +288,39 @@ async def test_order_that_never_got_a_qr_expires_after_the_qr_lifetime(gw: Gatew
     assert gw.state(order["order_id"]) == "expired"
     [cmd] = gw.q("SELECT type, data FROM commands")
     assert cmd["type"] == "order_cancelled" and json.loads(cmd["data"]) == {"reason": "expired"}
+
+
+async def test_failed_vend_with_everything_dispensed_is_alerted_and_starves_nothing(
+        gw: Gateway, caplog: pytest.LogCaptureFixture) -> None:
+    order = await gw.paying_order()
+    await gw.sandbox.pay(order["payment"]["qr_id"])
+    await gw.settle()
+    with caplog.at_level(logging.ERROR):
+        result = await gw.call("POST", "/hub/events", {"events": [{
+            "id": "ev-failed-all-out", "type": "vend_result", "board_uid": BOARD,
+            "order_id": order["order_id"], "at": {"wall": gw.clock(), "synced": True},
+            "data": {"outcome": "failed", "dispensed": 1, "reason": "status after reboot"}}]})
+        assert result["results"][0]["status"] == "applied"
+        await gw.settle()
+    assert any(r.getMessage().startswith("ALERT") and order["order_id"] in r.getMessage()
+               for r in caplog.records)
+    assert gw.refunds() == [] and (await gw.sandbox.ledger())["refunds"] == []
+    # the next pass still does its other work: a sale whose webhooks were all lost
+    other = await gw.paying_order("o2")
+    await gw.sandbox.pay(other["payment"]["qr_id"], webhooks={"drop": True})
+    report = await gw.reconcile()
+    assert report.errors == [] and gw.state(other["order_id"]) == "paid"
+
+
+async def test_second_payment_with_lost_webhooks_on_a_paid_order_is_found_and_refunded(
+        gw: Gateway) -> None:
+    order = await gw.paying_order()
+    await gw.sandbox.pay(order["payment"]["qr_id"])
+    await gw.settle()
+    second = await gw.sandbox.pay(order["payment"]["qr_id"], webhooks={"drop": True})
+    await gw.settle()
+    assert gw.refunds() == []
+    await gw.reconcile()
+    [refund] = (await gw.sandbox.ledger())["refunds"]
+    assert refund["payment_id"] == second["payments"][0]["id"]
+    assert gw.state(order["order_id"]) == "paid"
