@@ -133,11 +133,13 @@ def generate(vectors: dict[str, Any]) -> str:
     g = Gen()
     out: list[str] = []
     keys = vectors["keys"]
-    out.append(f"static const upv_bytes_t V_MASTER_KEY = {g.blob('v_key', keys['test_master_key'])};")
+    master = g.blob("v_key", keys["test_master_key"])
+    out.append(f"static const upv_bytes_t V_MASTER_KEY = {master};")
     out.append(f"static const upv_bytes_t V_UID = {g.blob('v_key', keys['uid'])};")
     out.append(f"static const upv_bytes_t V_BOARD_KEY = {g.blob('v_key', keys['board_key'])};")
     crc = vectors["crc"]
-    out.append(f"static const upv_bytes_t V_CRC_CHECK_INPUT = {g.blob('v_crc', crc['check_input'])};")
+    check = g.blob("v_crc", crc["check_input"])
+    out.append(f"static const upv_bytes_t V_CRC_CHECK_INPUT = {check};")
     out.append(f"#define V_CRC_CHECK_VALUE {int(crc['check_value'])}u")
     rows = [f"{{{g.blob('v_crc', s['data'])}, {int(s['crc'])}u}}" for s in crc["samples"]]
     out.append(f"static const v_crc_t V_CRC[] = {{{', '.join(rows)}}};")
