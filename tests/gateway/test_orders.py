@@ -264,3 +264,24 @@ async def test_full_flow_with_real_signed_webhooks(gw: Gateway, sandbox: Sandbox
     await gw.call("POST", f"/orders/{order['order_id']}/dispense", expect=200)
     _, receipt = await gw.call("POST", f"/orders/{order['order_id']}/confirm", expect=200)
     assert receipt["amount"] == order["amount"] and receipt["payment_id"].startswith("pay_")
+
+
+async def test_no_goods_without_exactly_the_money(gw: Gateway, sandbox: Sandbox) -> None:
+    """INVARIANTS rule 1: a payment of another amount or currency never makes the order paid
+    and never tells the hub to vend."""
+    from cloud_gateway.orders.service import PaymentMismatch
+
+    order = await gw.order(key="short", pay=True)
+    service = gw.app[ORDERS]
+    for amount, currency in ((order["amount"] - 1, "INR"), (order["amount"], "USD"),
+                             (True, "INR")):
+        try:
+            await gw.app[DB].write(lambda tx, a=amount, c=currency: service.mark_paid_tx(
+                tx, order["order_id"], "pay_x", a, c, "razorpay", "test"))
+        except PaymentMismatch:
+            pass
+        else:
+            raise AssertionError(f"{amount} {currency} was accepted")
+    _, fresh = await gw.call("GET", f"/orders/{order['order_id']}", expect=200)
+    assert fresh["state"] == "payment_pending"
+    assert gw.app[DB].query("SELECT COUNT(*) FROM commands")[0][0] == 0
