@@ -81,3 +81,29 @@ async def test_c_board_full_purchase_and_a_jam(site: Site, cbuild: CBuild, tmp_p
 
 async def _is(site: Site, order_id: str, states: tuple[str, ...]) -> bool:
     return await _gateway_state(site, order_id) in states
+
+
+async def test_c_board_reset_mid_vend_is_asked_and_refunded(site: Site, cbuild: CBuild,
+                                                            tmp_path: Path) -> None:
+    """Power cut while the motors run: the C board boots with a new epoch, the hub asks it
+    (STATUS_REQUEST), its MAC'd STATUS says FAILED (reset mid-vend, 0 dispensed), the gateway
+    refunds. The vend is never resumed (docs/protocol.md 11.4)."""
+    await site.start_hub()
+    async with c_board(cbuild, tmp_path / "tty-02", bytes([0xC0, 0x02]) + bytes(10)) as board:
+        await board.expect("connected", 10, in_service="1")
+        await board.send("plan hang")
+        await board.send("buy water - 1")
+        qr = await board.expect("qr", 10)
+        assert qr["amount_paise"] == "1000"
+        await site.pay(await site.order(qr["order_ref"]))
+        await board.expect("vend_started", 10, order_ref=qr["order_ref"])
+        await board.send("reboot")
+        await board.expect("connected", 10, in_service="1")
+        await board.expect("status_request", 10)
+        status = await board.expect("status_sent", 10, last_order=qr["order_ref"])
+        assert status["last_outcome"] == "FAILED"
+        await eventually(lambda: _is(site, qr["order_ref"], REFUND_STATES), 10, "refund")
+        assert site.hub is not None
+        row = (await site.hub.view.orders())[0]
+        assert row["order_id"] == qr["order_ref"] and row["state"] == "failed"
+        assert not any(line.startswith("vend_result") for line in board.lines)

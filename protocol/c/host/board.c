@@ -321,7 +321,9 @@ int board_boot(board_t *b, const board_config_t *cfg, uint32_t now_ms)
 {
     upv_link_config_t lc;
     board_flash_t flash = b->flash; /* flash survives */
+    board_config_t c = *cfg;        /* cfg may point into *b (a reboot) */
     int rc;
+    cfg = &c;
     memset(b, 0, sizeof *b);
     b->flash = flash;
     b->cfg = *cfg;
@@ -377,7 +379,8 @@ void board_tick(board_t *b, uint32_t now_ms)
         b->order_ref[0] = 0;
         (void)fire(b, EV_ORDER_CLOSED);
     }
-    if (b->state == UPV_STATE_VENDING && (int32_t)(now_ms - b->vend_done) >= 0) {
+    if (b->state == UPV_STATE_VENDING && b->plan != PLAN_HANG &&
+        (int32_t)(now_ms - b->vend_done) >= 0) {
         finish_vend(b);
     }
     upv_link_poll(&b->link, now_ms);

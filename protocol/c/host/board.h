@@ -16,7 +16,8 @@
 #define BOARD_PRODUCTS 16u
 #define BOARD_TEXT 64u
 
-typedef enum { PLAN_OK = 0, PLAN_JAM, PLAN_PARTIAL } board_plan_t;
+/* How the motors behave: all items, none (jam), one short, or never finish (reset it). */
+typedef enum { PLAN_OK = 0, PLAN_JAM, PLAN_PARTIAL, PLAN_HANG } board_plan_t;
 
 typedef struct {
     uint8_t uid[UPV_UID_SIZE];
@@ -61,6 +62,7 @@ typedef struct {
     char text[BOARD_TEXT * 4];
 } board_t;
 
+/* Power on (again): RAM state is lost, b->flash survives; a new epoch, then HELLO. */
 int board_boot(board_t *b, const board_config_t *cfg, uint32_t now_ms);
 /* Bytes from the UART. */
 void board_rx(board_t *b, const uint8_t *data, size_t n, uint32_t now_ms);

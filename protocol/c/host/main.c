@@ -6,8 +6,9 @@
  *
  * Options: --uid HEX24  --master-key HEX | --key HEX64  --addr N  --baud N
  *          --products a,b,c  --fw TEXT  --vend-ms N  --hello-retry-ms N
- * stdin, one command a line: buy PRODUCT [OPT,OPT|-] [QTY] | plan ok|jam|partial | cancel |
- *          state | quit. stdout: one event a line (see board.c), flushed per line.
+ * stdin, one command a line: buy PRODUCT [OPT,OPT|-] [QTY] | plan ok|jam|partial|hang |
+ *          cancel | reboot (power cycle: flash kept) | state | quit.
+ * stdout: one event a line (see board.c), flushed per line.
  * POSIX lives here only; the library and board.c are plain C99.
  */
 #include <errno.h>
@@ -172,8 +173,14 @@ static void command(board_t *b, char *line)
         char *p = strtok(NULL, " \t\r\n");
         board_set_plan(b, p && strcmp(p, "jam") == 0       ? PLAN_JAM
                           : p && strcmp(p, "partial") == 0 ? PLAN_PARTIAL
+                          : p && strcmp(p, "hang") == 0    ? PLAN_HANG
                                                            : PLAN_OK);
         host_say(NULL, "plan_set");
+    } else if (strcmp(cmd, "reboot") == 0) {
+        host_say(NULL, "rebooting");
+        if (board_boot(b, &b->cfg, now_ms()) != UPV_OK) {
+            host_say(NULL, "reboot_failed");
+        }
     } else if (strcmp(cmd, "cancel") == 0) {
         (void)board_cancel(b);
     } else if (strcmp(cmd, "state") == 0) {
