@@ -37,7 +37,8 @@ DEADLINE_SLACK_S = 1.5  # deadlines travel as whole seconds (vend_deadline_in_s)
 REPORTED = frozenset({"vended", "failed", "not_started", "interrupted"})
 
 VIOLATION_KINDS = frozenset({
-    "goods_without_payment", "approved_without_payment", "money_without_goods",
+    "goods_without_payment", "approved_without_payment", "approved_before_payment",
+    "money_without_goods",
     "double_dispense", "over_dispense", "double_refund", "wrong_amount_accepted",
     "fulfilled_and_refunded", "price", "qr_amount", "non_integer_amount",
     "approved_after_deadline", "refunded_after_success", "secret_in_log",
@@ -202,6 +203,12 @@ def check(s: Snapshot) -> Report:
             r.add(4, "double_dispense", ref, f"approved {n} times")
         if not paid_exactly(ref):
             r.add(1, "approved_without_payment", ref, "vend approved without a captured payment")
+    for bp in s.purchases:  # ... and only after it was recorded (paid_at is whole seconds)
+        o = orders.get(bp.order_ref or "")
+        if o is not None and bp.approved_wall is not None and o.get("paid_at") is not None \
+                and bp.approved_wall < o["paid_at"]:
+            r.add(1, "approved_before_payment", o["order_id"],
+                  f"approved {o['paid_at'] - bp.approved_wall:.2f} s before paid_at")
 
     # rule 7: never approved after the vend deadline
     for bp in s.purchases:

@@ -42,4 +42,4 @@ async def snapshot_site(site: LocalSite) -> Snapshot:
         refunds=_rows(site, "refunds"), hub_events=_rows(site, "hub_events"),
         ledger=await site.ledger(), purchases=purchases, dispensed=dispensed,
         prices=site_prices(site.config.catalog, site.config.site),
-        outbox_left=site.outbox_depth('money'), logs=logs, secrets=site.secrets())
+        outbox_left=site.outbox_depth('money'), logs=logs, secrets=site.secret_values())

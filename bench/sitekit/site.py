@@ -16,6 +16,7 @@ command line and /_sim routes).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -127,7 +128,7 @@ class LocalSite:
             raise ProcError("the site is not started")
         return self._http
 
-    def secrets(self) -> dict[str, str]:
+    def secret_values(self) -> dict[str, str]:
         """Every secret this site hands out, by name (to check that no log shows one)."""
         from cloud_gateway.sandbox import SandboxConfig
 
@@ -320,7 +321,7 @@ class LocalSite:
     async def _start_boards(self) -> None:
         base = self.config.board_behaviour
         for i in range(1, self.config.boards + 1):
-            behaviour = Behaviour(**{**base.__dict__, "seed": (base.seed or 0) * 1000 + i})
+            behaviour = dataclasses.replace(base, seed=(base.seed or 0) * 1000 + i)
             board = SimBoard(b"SIMB" + i.to_bytes(8, "big"), self.config.master_key,
                              name=f"board-{i:02d}",
                              link_path=self.root / "tty" / f"board-{i:02d}",

@@ -95,6 +95,13 @@ def test_rule1_approval_without_payment_even_if_nothing_dropped(clean: Snapshot)
     assert "approved_without_payment" in kinds(clean)
 
 
+def test_rule1_approval_before_the_payment_was_recorded(clean: Snapshot) -> None:
+    clean.orders[0]["paid_at"] = 1_900_000_001  # the board approved at 1_900_000_000.0
+    assert kinds(clean) == {"approved_before_payment"}
+    clean.orders[0]["paid_at"] = 1_900_000_000
+    assert kinds(clean) == set()
+
+
 def test_rule1_goods_for_a_payment_of_another_amount(clean: Snapshot) -> None:
     clean.ledger["payments"][0]["amount"] = ESPRESSO - 1
     assert {"goods_without_payment", "wrong_amount_accepted"} <= kinds(clean)
