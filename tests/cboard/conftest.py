@@ -49,6 +49,15 @@ def cbuild(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CBuild]:
     yield b
 
 
+@pytest.fixture(autouse=True)
+async def no_leaked_tasks() -> AsyncIterator[None]:
+    yield
+    await asyncio.sleep(0.01)
+    current = asyncio.current_task()
+    leaked = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+    assert not leaked, f"tasks leaked: {leaked}"
+
+
 @pytest.fixture
 async def site(tmp_path: Path) -> AsyncIterator[Site]:
     async with make_site(tmp_path) as s:
