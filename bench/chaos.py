@@ -350,6 +350,7 @@ async def chaos(args: argparse.Namespace) -> tuple[Report, int]:
         sandbox_faults={"seed": args.seed}, gateway=GATEWAY, hub=HUB, log_level="WARNING",
         board_behaviour=Behaviour(seed=args.seed, hello_retry_s=0.5, order_timeout_s=4.0))
     site = LocalSite(config)
+    report: Report | None = None
     t0 = time.monotonic()
     _say(f"chaos: seed {args.seed}, {args.purchases} purchases on {args.boards} boards, "
          f"data in {site.root}")
@@ -390,12 +391,9 @@ async def chaos(args: argparse.Namespace) -> tuple[Report, int]:
         return report, sum(run.faults.values())
     finally:
         await site.stop()
-        if not args.keep and not args.data_dir and report_ok(locals().get("report")):
-            shutil.rmtree(root, ignore_errors=True)
-
-
-def report_ok(report: Report | None) -> bool:
-    return report is not None and not report.findings
+        clean = report is not None and not report.findings
+        if clean and not args.keep and not args.data_dir:
+            shutil.rmtree(root, ignore_errors=True)  # kept when there is anything to look at
 
 
 async def report_progress(run: Run, t0: float) -> None:
