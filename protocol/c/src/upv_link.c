@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "upv_crc32.h"
+#include "upv_link_int.h"
 
 /* --- session table (docs/protocol.md 9.2, one table) ---------------------------------------- */
 enum { S_NO_PEER = 0, S_PEER = 1, S_COUNT = 2 };
@@ -47,20 +48,12 @@ static uint32_t get32(const uint8_t *p)
 {
     return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
-static void put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
-}
-static upv_tx_slot_t *slot_at(upv_link_t *l, unsigned i)
-{
-    return &l->slots[(l->head + i) % UPV_TX_SLOTS];
-}
 static bool time_reached(uint32_t now, uint32_t when)
 {
     return (int32_t)(now - when) >= 0;
 }
 
-static upv_event_t *push_event(upv_link_t *l, upv_event_kind_t kind, uint8_t type)
+upv_event_t *upv__push_event(upv_link_t *l, upv_event_kind_t kind, uint8_t type)
 {
     upv_event_t *e;
     if (l->nev >= UPV_EVENTS_MAX) {
@@ -81,32 +74,6 @@ static void dispatch(upv_link_t *l)
         l->cfg.on_event(l->cfg.user, &ev);
     }
     l->nev = 0;
-}
-
-uint32_t upv_rto0_ms(uint32_t baud, uint32_t inflight_wire)
-{
-    uint32_t bytes = inflight_wire + UPV_ACK_WIRE + UPV_MAX_WIRE;
-    uint64_t us = ((uint64_t)bytes * UPV_BITS_PER_BYTE * 1000000u + baud - 1u) / baud;
-    return UPV_RTO_SLACK_MS + (uint32_t)((us + 999u) / 1000u);
-}
-
-static uint32_t rto_ms(upv_link_t *l)
-{
-    uint32_t inflight = 0, rto, backoff;
-    unsigned i;
-    for (i = 0; i < l->inflight; i++) {
-        inflight += slot_at(l, i)->wire_len;
-    }
-    backoff = l->retries >= 3u ? 8u : (1u << l->retries);
-    if (backoff > UPV_MAX_BACKOFF) {
-        backoff = UPV_MAX_BACKOFF;
-    }
-    rto = upv_rto0_ms(l->cfg.baud, inflight) * backoff;
-    if (l->cfg.rto_jitter_pct) {
-        rto += (uint32_t)(((uint64_t)rto * (l->cfg.random32(l->cfg.user) %
-                                            (l->cfg.rto_jitter_pct + 1u))) / 100u);
-    }
-    return rto;
 }
 
 static uint32_t draw_epoch(upv_link_t *l, uint32_t avoid1, uint32_t avoid2)
@@ -136,24 +103,6 @@ static bool is_retired(const upv_link_t *l, uint32_t epoch)
     return false;
 }
 
-static void fail_all(upv_link_t *l)
-{
-    while (l->count) {
-        upv_tx_slot_t *s = slot_at(l, 0);
-        upv_event_t *e = push_event(l, UPV_EV_SEND_FAILED, s->type);
-        if (e) {
-            e->tag = s->tag;
-        }
-        l->stats.send_failures++;
-        l->head = (uint8_t)((l->head + 1u) % UPV_TX_SLOTS);
-        l->count--;
-    }
-    l->inflight = 0;
-    l->next_seq = 1;
-    l->retries = 0;
-    l->timer_on = false;
-}
-
 static void session_event(upv_link_t *l, unsigned event, uint32_t epoch)
 {
     const transition_t *t = &SESSION[l->session][event];
@@ -171,7 +120,7 @@ static void session_event(upv_link_t *l, unsigned event, uint32_t epoch)
             l->stats.peer_restarts++;
             break;
         case A_FAIL_PENDING:
-            fail_all(l);
+            upv__fail_all(l);
             break;
         case A_NEW_OWN_EPOCH:
             l->epoch = draw_epoch(l, l->epoch, l->peer_epoch);
@@ -185,7 +134,7 @@ static void session_event(upv_link_t *l, unsigned event, uint32_t epoch)
             l->rx_expected = 1;
             break;
         case A_REPORT_RESTART: {
-            upv_event_t *e = push_event(l, UPV_EV_PEER_RESTARTED, 0);
+            upv_event_t *e = upv__push_event(l, UPV_EV_PEER_RESTARTED, 0);
             if (e) {
                 e->old_epoch = old_peer;
                 e->new_epoch = epoch;
@@ -198,116 +147,11 @@ static void session_event(upv_link_t *l, unsigned event, uint32_t epoch)
     }
 }
 
-/* --- transmit ------------------------------------------------------------------------------- */
-static bool signs(const upv_link_t *l, uint8_t type)
-{
-    return l->keyed && !upv_type_is_unsigned(type);
-}
-
-static void emit(upv_link_t *l, const upv_header_t *h, const uint8_t *payload, size_t len,
-                 bool mac, uint16_t *wire_len)
-{
-    uint8_t *f = l->tx_frame;
-    size_t n = UPV_HEADER_SIZE + len, w;
-    upv_header_pack(h, f);
-    if (len) {
-        memcpy(f + UPV_HEADER_SIZE, payload, len);
-    }
-    if (mac) {
-        put32(f + n, l->tx_counter);
-        upv_mac_tag(&l->key, f, n + UPV_COUNTER_SIZE, f + n + UPV_COUNTER_SIZE);
-        n += UPV_TRAILER_SIZE;
-    }
-    w = upv_wire_encode(f, n, l->tx_wire, sizeof l->tx_wire);
-    if (wire_len) {
-        *wire_len = (uint16_t)w;
-    }
-    l->stats.frames_tx++;
-    l->cfg.write(l->cfg.user, l->tx_wire, w);
-}
-
-static void fill_header(const upv_link_t *l, upv_header_t *h, uint8_t type, uint8_t flags,
-                        uint16_t seq)
-{
-    h->version = UPV_PROTOCOL_VERSION;
-    h->type = type;
-    h->flags = (uint8_t)(flags | (l->peer_epoch ? UPV_F_ACK : 0u) |
-                         (l->cfg.role == UPV_ROLE_HUB ? UPV_F_FROM_HUB : 0u));
-    h->addr = l->cfg.addr;
-    h->epoch = l->epoch;
-    h->peer_epoch = l->peer_epoch;
-    h->seq = seq;
-    h->ack = (uint16_t)(l->rx_expected - 1u);
-}
-
-static void transmit(upv_link_t *l, upv_tx_slot_t *s)
-{
-    upv_header_t h;
-    bool mac = signs(l, s->type);
-    if (mac) {
-        if (l->tx_counter == 0xFFFFFFFFu) {
-            l->renew_epoch = true; /* counter exhausted: new epoch at the next poll */
-            return;
-        }
-        l->tx_counter++; /* retransmissions included: every MAC'd frame gets a fresh counter */
-    }
-    fill_header(l, &h, s->type, (uint8_t)(UPV_F_RELIABLE | (mac ? UPV_F_MAC : 0u)), s->seq);
-    emit(l, &h, s->payload, s->len, mac, &s->wire_len);
-    l->need_ack = false; /* this frame carries our ACK state */
-}
-
-static void send_pure_ack(upv_link_t *l)
-{
-    upv_header_t h;
-    fill_header(l, &h, UPV_T_ACK, 0, 0);
-    emit(l, &h, NULL, 0, false, NULL);
-    l->need_ack = false;
-}
-
-static void pump(upv_link_t *l)
-{
-    while (l->count > l->inflight && l->inflight < UPV_WINDOW) {
-        upv_tx_slot_t *s = slot_at(l, l->inflight);
-        if (signs(l, s->type) && l->peer_epoch == 0u) {
-            break; /* a MAC'd frame must name the peer's epoch: wait for its first frame */
-        }
-        s->seq = l->next_seq;
-        l->next_seq = (uint16_t)(l->next_seq + 1u);
-        l->inflight++;
-        transmit(l, s);
-        if (!l->timer_on) {
-            l->timer_on = true;
-            l->deadline = l->now + rto_ms(l);
-        }
-    }
-}
-
-static bool on_ack(upv_link_t *l, uint16_t ack)
-{
-    unsigned k;
-    if (!l->inflight) {
-        return false;
-    }
-    k = (uint16_t)(ack - slot_at(l, 0)->seq) + 1u;
-    if (k > l->inflight) {
-        return false; /* stale or bogus */
-    }
-    l->head = (uint8_t)((l->head + k) % UPV_TX_SLOTS);
-    l->count = (uint8_t)(l->count - k);
-    l->inflight = (uint8_t)(l->inflight - k);
-    l->retries = 0;
-    l->timer_on = l->inflight != 0u;
-    if (l->timer_on) {
-        l->deadline = l->now + rto_ms(l);
-    }
-    return true;
-}
-
 /* --- receive -------------------------------------------------------------------------------- */
 static void auth_failed(upv_link_t *l, uint8_t type, uint32_t *counter)
 {
     (*counter)++;
-    (void)push_event(l, UPV_EV_AUTH_FAILED, type);
+    (void)upv__push_event(l, UPV_EV_AUTH_FAILED, type);
 }
 
 static void deliver(upv_link_t *l, const upv_header_t *h, const uint8_t *p, size_t n, bool auth)
@@ -316,18 +160,18 @@ static void deliver(upv_link_t *l, const upv_header_t *h, const uint8_t *p, size
     upv_event_t *e;
     if (rc == UPV_E_UNKNOWN_TYPE) {
         l->stats.unknown++;
-        e = push_event(l, UPV_EV_UNKNOWN, h->type);
+        e = upv__push_event(l, UPV_EV_UNKNOWN, h->type);
         if (e) {
             e->version = h->version;
         }
     } else if (rc != UPV_OK) {
         l->stats.invalid++;
-        e = push_event(l, UPV_EV_INVALID, h->type);
+        e = upv__push_event(l, UPV_EV_INVALID, h->type);
         if (e) {
             e->reason = rc;
         }
     } else {
-        e = push_event(l, UPV_EV_MESSAGE, h->type);
+        e = upv__push_event(l, UPV_EV_MESSAGE, h->type);
         if (e) {
             e->msg = &l->rx_msg;
             e->authenticated = auth;
@@ -347,7 +191,7 @@ static void on_frame(upv_link_t *l, const uint8_t *frame, size_t n)
     upv_header_unpack(frame, &h);
     l->stats.frames_rx++;
     if (h.version != UPV_PROTOCOL_VERSION) {                       /* 1. version */
-        upv_event_t *e = push_event(l, UPV_EV_UNKNOWN, h.type);
+        upv_event_t *e = upv__push_event(l, UPV_EV_UNKNOWN, h.type);
         l->stats.unknown++;
         if (e) {
             e->version = h.version;
@@ -405,7 +249,7 @@ static void on_frame(upv_link_t *l, const uint8_t *frame, size_t n)
     if (h.epoch != l->peer_epoch) {                                 /* 6. peer epoch */
         session_event(l, E_NEW_PEER_EPOCH, h.epoch);
     }
-    if ((h.flags & UPV_F_ACK) && h.peer_epoch == l->epoch && on_ack(l, h.ack)) {
+    if ((h.flags & UPV_F_ACK) && h.peer_epoch == l->epoch && upv__on_ack(l, h.ack)) {
         l->down = false;                                           /* 7. ACK field */
     }
     if (pure_ack) {                                                /* 8. pure ACK: done */
@@ -475,7 +319,7 @@ int upv_link_send(upv_link_t *l, const upv_msg_t *msg, uint32_t tag, uint32_t no
     if (l->count >= UPV_TX_SLOTS) {
         return UPV_E_QUEUE_FULL;
     }
-    s = slot_at(l, l->count);
+    s = upv__slot_at(l, l->count);
     rc = upv_msg_encode(msg, s->payload, sizeof s->payload, &len);
     if (rc != UPV_OK) {
         return rc;
@@ -487,7 +331,7 @@ int upv_link_send(upv_link_t *l, const upv_msg_t *msg, uint32_t tag, uint32_t no
     s->tag = tag;
     l->count++;
     l->now = now_ms;
-    pump(l);
+    upv__pump(l);
     return UPV_OK;
 }
 
@@ -503,7 +347,7 @@ void upv_link_feed(upv_link_t *l, const uint8_t *data, size_t n, uint32_t now_ms
             dispatch(l);
         }
     }
-    pump(l);
+    upv__pump(l);
 }
 
 static void give_up(upv_link_t *l)
@@ -525,16 +369,16 @@ void upv_link_poll(upv_link_t *l, uint32_t now_ms)
         } else {
             unsigned i;
             for (i = 0; i < l->inflight; i++) {
-                transmit(l, slot_at(l, i));
+                upv__transmit(l, upv__slot_at(l, i));
                 l->stats.retransmits++;
             }
-            l->deadline = now_ms + rto_ms(l);
+            l->deadline = now_ms + upv__rto_ms(l);
         }
     }
     dispatch(l);
-    pump(l);
+    upv__pump(l);
     if (l->need_ack) {
-        send_pure_ack(l);
+        upv__send_pure_ack(l);
     }
 }
 
