@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "upv_cobs.h"
+#include "vectors.h"
 
 uint32_t tl_random(tl_t *t)
 {
@@ -174,4 +175,18 @@ size_t first_frame(const uint8_t *wire, size_t n, uint8_t *out, size_t cap)
         }
     }
     return 0;
+}
+
+/* A board link that has received the hub's frames before entry `upto` (and sent nothing). */
+void board_before(tl_t *t, unsigned upto)
+{
+    unsigned i;
+    tl_init(t, UPV_ROLE_BOARD, V_BOARD_ADDR, V_BOARD_EPOCH, V_BOARD_KEY.p);
+    for (i = 0; i < upto; i++) {
+        if (!V_CONV[i].to_hub) {
+            upv_link_feed(&t->link, V_CONV[i].wire.p, V_CONV[i].wire.n, 1000u);
+        }
+    }
+    upv_link_poll(&t->link, 1000u);
+    tl_clear(t);
 }

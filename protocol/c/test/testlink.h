@@ -30,5 +30,8 @@ bool msg_equal(const upv_msg_t *a, const upv_msg_t *b);
  * frame length (0 = none) and copies the frame into out. */
 size_t first_frame(const uint8_t *wire, size_t n, uint8_t *out, size_t cap);
 uint32_t tl_random(tl_t *t);
+/* A keyed board link that has received the hub's conversation frames before entry `upto`
+ * (and sent nothing), its output and events cleared. */
+void board_before(tl_t *t, unsigned upto);
 
 #endif
