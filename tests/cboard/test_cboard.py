@@ -37,7 +37,7 @@ async def _gateway_state(site: Site, order_id: str) -> str:
     return str((await site.order(order_id))["state"])
 
 
-async def test_c_board_full_purchase_and_a_jam(site: Site, cbuild: CBuild, tmp_path: Path) -> None:
+async def test_c_board_full_purchase_and_a_jam(cbuild: CBuild, site: Site, tmp_path: Path) -> None:
     await site.start_hub()
     async with c_board(cbuild, tmp_path / "tty-01", bytes([0xC0, 0x01]) + bytes(10)) as board:
         hello = await board.expect("connected", 10)
@@ -83,7 +83,7 @@ async def _is(site: Site, order_id: str, states: tuple[str, ...]) -> bool:
     return await _gateway_state(site, order_id) in states
 
 
-async def test_c_board_reset_mid_vend_is_asked_and_refunded(site: Site, cbuild: CBuild,
+async def test_c_board_reset_mid_vend_is_asked_and_refunded(cbuild: CBuild, site: Site,
                                                             tmp_path: Path) -> None:
     """Power cut while the motors run: the C board boots with a new epoch, the hub asks it
     (STATUS_REQUEST), its MAC'd STATUS says FAILED (reset mid-vend, 0 dispensed), the gateway
