@@ -221,10 +221,12 @@ class Hub:
         elif isinstance(msg, Status):
             await self._on_status(board, msg)
         elif isinstance(msg, Log):
-            logging.getLogger("edge_hub.board").log(
-                msg.level if msg.level in (10, 20, 30, 40, 50) else 20,
-                "board %s: [%d] %s", uid, msg.code, msg.text)
-            self.store.add_telemetry(EventType.LOG, uid, {"level": msg.level,
+            # Into the journal only from WARNING up (a chatty board must not flood the card);
+            # every LOG frame goes to the gateway as telemetry.
+            level = msg.level if msg.level >= logging.WARNING else logging.DEBUG
+            logging.getLogger("edge_hub.board").log(level, "board %s: [%d] %s", uid, msg.code,
+                                                    msg.text)
+            await self.store.add_telemetry(EventType.LOG, uid, {"level": msg.level,
                                                          "message": f"[{msg.code}] {msg.text}"})
 
     async def _on_hello(self, conn: BoardConnection, msg: Hello) -> None:
@@ -479,7 +481,7 @@ class Hub:
                              "vends_failed": msg.vends_failed, "last_order": msg.last_order,
                              "last_outcome": msg.last_outcome.name.lower(),
                              "last_dispensed": msg.last_dispensed}
-        self.store.add_telemetry(EventType.BOARD_STATUS, board.uid, dict(board.last_status))
+        await self.store.add_telemetry(EventType.BOARD_STATUS, board.uid, dict(board.last_status))
         self.notify({"kind": "board", "board_uid": board.uid})
         s = self.session_for_board(board.uid)
         if s is None:

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+TELEMETRY_BUFFER_MAX = 500  # events held in memory before a commit is forced
+
 
 class Lane(StrEnum):
     MONEY = "money"
@@ -54,7 +56,8 @@ class Outbox:
         self.dropped = {lane: 0 for lane in Lane}
         self._oldest_wall: float | None = None
         self.full_reason: str | None = None
-        self._telemetry_buffer: list[tuple[HubEvent, str | None]] = []
+        # (event id, JSON body, order key): serialised at once, a str is far smaller than dicts
+        self._telemetry_buffer: list[tuple[str, str, str | None]] = []
 
     async def load(self) -> None:
         db = self._store.db
@@ -74,17 +77,16 @@ class Outbox:
     async def add(self, tx: Tx, event: HubEvent, lane: Lane = Lane.MONEY,
                   order_key: str | None = None) -> None:
         """Append inside the caller's transaction (the same one as the state change it reports)."""
-        await self._add_many(tx, [(event, order_key)], lane)
+        await self._add_many(tx, [(event["id"], _dump(event), order_key)], lane)
 
-    async def _add_many(self, tx: Tx, events: list[tuple[HubEvent, str | None]],
+    async def _add_many(self, tx: Tx, events: list[tuple[str, str, str | None]],
                         lane: Lane) -> None:
         now_wall, now_mono = time.time(), time.monotonic()
         rows = []
         total = 0
-        for event, key in events:
-            body = json.dumps(event, separators=(",", ":"))
+        for event_id, body, key in events:
             total += len(body)
-            rows.append((event["id"], lane.value, key, body, len(body), now_mono, now_wall))
+            rows.append((event_id, lane.value, key, body, len(body), now_mono, now_wall))
         await tx.db.executemany(
             "INSERT INTO outbox (event_id, lane, order_key, body, size, created_mono, "
             "created_wall) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
@@ -99,9 +101,11 @@ class Outbox:
 
         tx.after_commit(counted)
 
-    def buffer_telemetry(self, event: HubEvent, order_key: str | None = None) -> None:
-        """Telemetry is committed in batches (``flush_telemetry``) to spare the SD card."""
-        self._telemetry_buffer.append((event, order_key))
+    def buffer_telemetry(self, event: HubEvent, order_key: str | None = None) -> bool:
+        """Telemetry is committed in batches (``flush_telemetry``) to spare the SD card.
+        True when the buffer is full and should be flushed now (bounded memory)."""
+        self._telemetry_buffer.append((event["id"], _dump(event), order_key))
+        return len(self._telemetry_buffer) >= TELEMETRY_BUFFER_MAX
 
     async def flush_telemetry(self) -> int:
         if not self._telemetry_buffer:
@@ -224,6 +228,10 @@ class Outbox:
                 "dropped": {"telemetry": self.dropped[Lane.TELEMETRY]},
                 "lanes": {lane.value: {"rows": s.rows, "bytes": s.bytes}
                           for lane, s in self.lanes.items()}}
+
+
+def _dump(event: HubEvent) -> str:
+    return json.dumps(event, separators=(",", ":"))
 
 
 async def _delete_ids(tx: Tx, ids: list[int]) -> None:

@@ -183,8 +183,12 @@ class Store:
         await self.outbox.add(tx, self.event(type_, board_uid, data, order_id), Lane.MONEY,
                               order_id or f"board:{board_uid}")
 
-    def add_telemetry(self, type_: EventType, board_uid: str, data: dict[str, object]) -> None:
-        self.outbox.buffer_telemetry(self.event(type_, board_uid, data))
+    async def add_telemetry(self, type_: EventType, board_uid: str,
+                            data: dict[str, object]) -> None:
+        """Buffer a telemetry event; a full buffer is committed now (the caller, e.g. a serial
+        link under a flood of LOG frames, waits: back-pressure instead of memory)."""
+        if self.outbox.buffer_telemetry(self.event(type_, board_uid, data)):
+            await self.outbox.flush_telemetry()
 
     # --- boards ------------------------------------------------------------------------------
     async def upsert_board(self, tx: Tx, uid: str, *, port: str, addr: int, firmware: str,

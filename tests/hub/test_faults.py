@@ -161,7 +161,7 @@ async def test_outbox_drains_after_an_outage(site: Site) -> None:
     await site.stop_gateway()
     store = site.hub.store
     for i in range(3000):
-        store.add_telemetry(EventType.TELEMETRY, uid, {"n": i})
+        await store.add_telemetry(EventType.TELEMETRY, uid, {"n": i})
     await eventually(lambda: store.outbox.depth >= 3000, 5, "backlog stored")
     await site.start_gateway()
     site.hub.sender.wake()

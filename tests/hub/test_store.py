@@ -119,7 +119,7 @@ async def test_outbox_drops_oldest_telemetry_never_money(tmp_path: Path) -> None
             async with store.transaction() as tx:
                 await store.add_event(tx, EventType.VEND_RESULT, "b1", {"n": i}, f"o{i}")
         for i in range(10):
-            store.add_telemetry(EventType.TELEMETRY, "b1", {"n": i})
+            await store.add_telemetry(EventType.TELEMETRY, "b1", {"n": i})
         await store.outbox.flush_telemetry()
         assert store.outbox.depth == 10
         assert store.outbox.dropped[Lane.TELEMETRY] == 4
@@ -152,7 +152,7 @@ async def test_outbox_drops_telemetry_by_age(tmp_path: Path) -> None:
     store = await make_store(tmp_path, age=60)
     try:
         for i in range(3):
-            store.add_telemetry(EventType.TELEMETRY, "b1", {"n": i})
+            await store.add_telemetry(EventType.TELEMETRY, "b1", {"n": i})
         await store.outbox.flush_telemetry()
         await store.db.execute("UPDATE outbox SET created_wall = created_wall - 3600 "
                                "WHERE id <= 2")
@@ -203,7 +203,7 @@ async def test_outbox_drops_telemetry_over_the_byte_limit(tmp_path: Path) -> Non
     store = await make_store(tmp_path, bytes=4000)
     try:
         for i in range(40):
-            store.add_telemetry(EventType.TELEMETRY, "b1", {"n": i, "pad": "x" * 50})
+            await store.add_telemetry(EventType.TELEMETRY, "b1", {"n": i, "pad": "x" * 50})
         await store.outbox.flush_telemetry()
         assert store.outbox.size_bytes <= 4000
         assert store.outbox.dropped[Lane.TELEMETRY] > 0
