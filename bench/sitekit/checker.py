@@ -12,7 +12,8 @@ attached to a fulfilled order, refunded in full (or, for a vend that failed part
 exactly the units that did not leave the machine, by the boards' own count), nor flagged (rules
 2, 3), a double dispense or a
 double refund (rule 4); and also a wrong price (5), a non-integer amount (6), an approval after
-the vend deadline or a refund of a vend the board reported done (7), a secret in a log (15).
+the vend deadline (7), more refunded than the units that did not leave the machine (goods
+kept for money returned: rules 1 and 3, by the boards' own count), a secret in a log (15).
 **lost_events**: a vend outcome a board reported (or kept in flash) with no vend result at the
 gateway, and events still in the hub's outbox at the end (rule 9). **unterminated**: gateway
 orders not in a final state (rule 8).
@@ -41,7 +42,7 @@ VIOLATION_KINDS = frozenset({
     "money_without_goods",
     "double_dispense", "over_dispense", "double_refund", "wrong_amount_accepted",
     "fulfilled_and_refunded", "price", "qr_amount", "non_integer_amount",
-    "approved_after_deadline", "refunded_after_success", "secret_in_log",
+    "approved_after_deadline", "refunded_goods", "secret_in_log",
 })
 
 
@@ -231,6 +232,10 @@ def check(s: Snapshot) -> Report:
         attached = o is not None and o.get("payment_id") == pid
         if attached and amount != o["amount"]:
             r.add(3, "wrong_amount_accepted", oid, f"payment {pid} of {amount} for {o['amount']}")
+        dropped = s.dispensed.get(oid or "", 0)
+        if attached and dropped > 0 and refunded > amount - amount * dropped // o["quantity"]:
+            r.add(1, "refunded_goods", oid, f"payment {pid}: {refunded} of {amount} refunded "
+                  f"though {dropped} of {o['quantity']} item(s) left the machine")
         full = refunded == amount
         # a vend that failed part-way: the gateway refunds the units that did not leave the
         # machine (refunds.refund_order_tx); settled only if that matches what really left
@@ -258,10 +263,6 @@ def check(s: Snapshot) -> Report:
         if bp.order_ref not in vend_results:
             r.add(9, "lost_event", bp.order_ref,
                   f"{bp.board} ended {bp.state} (outcome {bp.outcome}); gateway has no result")
-        if bp.state == "vended" and o is not None and o["state"] in (
-                OrderState.REFUNDED, OrderState.REFUND_PENDING, OrderState.FAILED):
-            r.add(7, "refunded_after_success", bp.order_ref,
-                  f"{bp.board} vended it, the gateway says {o['state']}")
         if o is not None and o["state"] == OrderState.FLAGGED:
             r.notes["flagged_though_board_knew"] += 1
         if o is not None and o.get("vend_dispensed") is not None and \

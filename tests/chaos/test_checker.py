@@ -156,9 +156,12 @@ def test_rule7_approved_after_the_deadline(clean: Snapshot) -> None:
     assert "approved_after_deadline" in kinds(clean)
 
 
-def test_rule7_refund_of_a_vend_the_board_completed(clean: Snapshot) -> None:
-    clean.purchases[1] = bought("o2", "vended", dispensed=1)
-    assert "refunded_after_success" in kinds(clean)
+def test_refund_of_goods_that_left_the_machine(clean: Snapshot) -> None:
+    clean.dispensed["o2"] = 1  # the board dropped the espresso, the gateway refunded it
+    assert "refunded_goods" in kinds(clean) and check(clean).violations == 1
+    clean.dispensed["o2"] = 0
+    clean.dispensed["o3"] = 2  # both waters left, half refunded
+    assert "refunded_goods" in kinds(clean)
 
 
 def test_rule8_unterminated(clean: Snapshot) -> None:
