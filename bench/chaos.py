@@ -5,7 +5,8 @@ then every money rule of INVARIANTS.md checked against what really happened.
 
 The sandbox, the gateway and the hub run as processes (the hub must be one: it is killed with
 SIGKILL), the boards in this process. While customers buy, a seeded scheduler injects at random:
-gateway outages (SIGTERM or SIGKILL, then a restart), the hub killed with SIGKILL and restarted,
+gateway outages (SIGTERM or SIGKILL, then a restart; some longer than the vend deadline and
+the webhook retries), the hub killed with SIGKILL and restarted,
 junk bytes and bit flips on serial lines, and Razorpay API errors and timeouts; each purchase
 may bring its own: the board rebooting at a step of the vend (ordering, QR shown, approved,
 started, dispensing, dispensed), a jammed motor, webhooks duplicated, delayed, reordered or
@@ -239,14 +240,20 @@ async def gateway_outage(run: Run, rng: random.Random) -> None:
     else:
         run.faults["gateway_restart"] += 1
         await site.stop_gateway()
-    await asyncio.sleep(rng.uniform(0.3, 3.0))
+    await asyncio.sleep(outage_s(rng))
     await site.start_gateway()
+
+
+def outage_s(rng: random.Random) -> float:
+    """Mostly a blip; now and then longer than the vend deadline and the sandbox's webhook
+    retries (so approvals come too late and only polling finds payments)."""
+    return rng.uniform(9.0, 15.0) if rng.random() < 0.15 else rng.uniform(0.3, 3.0)
 
 
 async def hub_kill(run: Run, rng: random.Random) -> None:
     run.faults["hub_sigkill"] += 1
     await run.site.kill_hub()
-    await asyncio.sleep(rng.uniform(0.1, 2.0))
+    await asyncio.sleep(rng.uniform(0.1, 2.0) if rng.random() < 0.85 else outage_s(rng))
     await run.site.procs["hub"].start()
 
 
