@@ -50,9 +50,7 @@ sys.path.insert(0, str(REPO))
 from edge_hub.simboard import Behaviour, PurchaseState, SimBoard  # noqa: E402
 
 BIN = Path(sys.executable).parent
-# At most 6 characters: the hub builds idempotency keys as <hub id>-<board uid>-<32 hex>, and the
-# gateway refuses keys over 64 characters.
-HUB_ID = "site1"
+HUB_ID = "bench-hub"
 SITE = "bench-site"
 CATALOG = REPO / "cloud_gateway" / "examples" / "catalog.toml"
 MENU = [("cappuccino", ("extra_shot",), 1), ("espresso", (), 1), ("water", (), 2),
