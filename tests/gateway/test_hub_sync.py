@@ -62,6 +62,20 @@ async def test_failed_and_not_vended_results_fail_the_order(gw: Gateway,
     assert await state(gw, c["order_id"]) == "paid"  # unknown: the reconciler flags it later
 
 
+async def test_failed_result_with_every_unit_dispensed_fulfils_the_order(
+        gw: Gateway, sandbox: Sandbox) -> None:
+    """A board that resets after the last item dropped reports FAILED with dispensed ==
+    quantity: goods left the machine, so the order is fulfilled (nothing to refund)."""
+    whole = await paid_order(gw, sandbox, key="whole")
+    part = await paid_order(gw, sandbox, key="part")
+    results = await post(gw, [
+        ev("w1", "vend_result", whole["order_id"], outcome="failed", dispensed=1, reason="reset"),
+        ev("w2", "vend_result", part["order_id"], outcome="failed", dispensed=0, reason="jam")])
+    assert [s for _, s in results] == ["applied", "applied"]
+    assert await state(gw, whole["order_id"]) == "fulfilled"
+    assert await state(gw, part["order_id"]) != "fulfilled"
+
+
 async def test_bad_events_are_rejected_one_by_one(gw: Gateway, sandbox: Sandbox) -> None:
     mine = await paid_order(gw, sandbox, key="mine")
     theirs = await paid_order(gw, sandbox, key="theirs", hub="hub-b", board=BOARD_B)
