@@ -488,7 +488,15 @@ class Hub:
             return
         if s.state in IN_VEND and msg.last_order == s.order_id and \
                 msg.last_outcome is not VendOutcome.NONE:
-            await self._apply_outcome(s, msg.last_outcome, msg.last_dispensed,
+            outcome = msg.last_outcome
+            if msg.state is BoardState.VENDING and outcome is not VendOutcome.SUCCESS \
+                    and outcome is not VendOutcome.FAILED:
+                # A board writes NOT_STARTED to flash when it accepts the approval, before the
+                # motor runs (docs/protocol.md, board rules): while it still says VENDING that
+                # means "in progress", not "never started". Taking it as final approved goods
+                # AND a refund (found by bench/chaos.py). Wait for VEND_RESULT instead.
+                outcome = VendOutcome.IN_PROGRESS
+            await self._apply_outcome(s, outcome, msg.last_dispensed,
                                       "board status after an interruption")
             return
         rebooted = board.peer_epoch != s.board_epoch
