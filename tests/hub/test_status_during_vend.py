@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from edge_hub.simboard import PurchaseState, VendPlan
 from edge_hub.vend import VendState
-from protocol import BoardState, Status, VendOutcome
+from protocol import VendApproved
 from tests.hub.conftest import Site, eventually
 
 
@@ -18,15 +18,20 @@ async def test_heartbeat_saying_not_started_while_vending_is_not_an_outcome(site
     await site.start_hub()
     board = await site.add_board(7)
     await board.wait_connected(5)
-    p = await board.request("espresso", plan=VendPlan.ok(item_time_s=0.6))
+    # The board's heartbeat fires right after it accepted the approval, before VEND_STARTED:
+    # flash then says last_order = this order, last_outcome = NOT_STARTED, state VENDING.
+    accept = board._on_vend_approved
+
+    def accept_then_heartbeat(msg: VendApproved) -> None:
+        accept(msg)
+        board._send_status()
+
+    board._on_vend_approved = accept_then_heartbeat  # type: ignore[method-assign]
+    p = await board.request("espresso", plan=VendPlan.ok(item_time_s=0.3))
     assert p.order_ref is not None
-    order = await site.order(p.order_ref)
-    await site.pay(order)
-    await eventually(lambda: p.state is PurchaseState.VENDING, 10, "board vending")
-    # what a board's heartbeat says between accepting the approval and the first item dropping
-    board.inject(Status(state=BoardState.VENDING, error_code=0, uptime_s=1, vends_ok=0,
-                        vends_failed=0, last_order=p.order_ref,
-                        last_outcome=VendOutcome.NOT_STARTED, last_dispensed=0))
+    await site.pay(await site.order(p.order_ref))
+    await eventually(lambda: board.counters.statuses_sent > 0 and p.state is not
+                     PurchaseState.SHOWING_QR, 10, "approval accepted")
     await board.wait_closed(p, 10)
     assert p.state is PurchaseState.VENDED and board.dispensed(p.order_ref) == 1
 
