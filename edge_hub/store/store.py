@@ -143,10 +143,10 @@ class Store:
         commit syncs the WAL, and so everything before it, in order."""
         async with self._lock:
             tx = Tx(self.db)
-            if not durable:
-                await self.db.execute("PRAGMA synchronous=NORMAL")
-            await self.db.execute("BEGIN IMMEDIATE")
             try:
+                if not durable:
+                    await self.db.execute("PRAGMA synchronous=NORMAL")
+                await self.db.execute("BEGIN IMMEDIATE")
                 yield tx
                 # Shielded: a cancelled caller must not leave a half-known commit behind.
                 await asyncio.shield(self.db.execute("COMMIT"))
@@ -157,17 +157,22 @@ class Store:
                     # Vend records cannot be stored: the hub stops taking orders until a
                     # durable write succeeds again (INVARIANTS rule 11).
                     self.write_error = f"{type(exc).__name__}: {exc}"
-                if self.db.in_transaction:
-                    try:
-                        await self.db.execute("ROLLBACK")
-                    except sqlite3.OperationalError as e:  # the COMMIT got there first
-                        log.debug("rollback after an interrupted transaction: %s", e)
+                # aiosqlite runs requests in order on its thread, even those whose await was
+                # cancelled (a BEGIN, say): a ROLLBACK queued now runs after all of them, so no
+                # transaction is ever left open for the next writer.
+                await asyncio.shield(self._quietly("ROLLBACK"))
                 raise
             finally:
                 if not durable:
-                    await asyncio.shield(self.db.execute("PRAGMA synchronous=FULL"))
+                    await asyncio.shield(self._quietly("PRAGMA synchronous=FULL"))
         for fn in tx._after:
             fn()
+
+    async def _quietly(self, sql: str) -> None:
+        try:
+            await self.db.execute(sql)
+        except (sqlite3.Error, ValueError) as e:  # nothing open / connection already closed
+            log.debug("%s after an interrupted transaction: %s", sql, e)
 
     # --- events ------------------------------------------------------------------------------
     def event(self, type_: EventType, board_uid: str, data: dict[str, object],

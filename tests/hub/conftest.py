@@ -204,12 +204,14 @@ async def make_site(tmp_path: Path) -> AsyncIterator[Site]:
         try:
             yield s
         finally:
-            await s.stop_hub()
-            for b in s.boards:
-                with contextlib.suppress(Exception):
-                    await b.stop()
-            await s.stop_gateway()
-            await s.sandbox_runner.cleanup()
+            try:
+                await s.stop_hub()
+            finally:  # whatever the hub did, the rest of the site goes down too
+                for b in s.boards:
+                    with contextlib.suppress(Exception):
+                        await b.stop()
+                await s.stop_gateway()
+                await s.sandbox_runner.cleanup()
 
 
 async def webhook_log(site: Site) -> Any:

@@ -264,3 +264,30 @@ async def test_idempotency_key_fits_the_gateway_whatever_the_hub_id(tmp_path: Pa
         assert all(re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", k) for k in keys)
     finally:
         await store.close()
+
+
+async def test_a_cancelled_writer_never_leaves_a_transaction_open(tmp_path: Path) -> None:
+    import asyncio
+    store = await make_store(tmp_path)
+
+    async def writer(durable: bool) -> None:
+        async with store.transaction(durable=durable) as tx:
+            await store.add_event(tx, EventType.VEND_RESULT, "b1", {}, "o1")
+            await asyncio.sleep(10)
+
+    try:
+        for steps in range(8):  # cancel at every await point: pragma, BEGIN, insert, body
+            for durable in (True, False):
+                task = asyncio.create_task(writer(durable))
+                for _ in range(steps):
+                    await asyncio.sleep(0)
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                async with store.transaction(durable=False) as tx:  # the next writer works
+                    await tx.execute("SELECT 1")
+        async with store.db.execute("SELECT COUNT(*) FROM outbox") as cur:
+            assert tuple(await cur.fetchone() or ()) == (0,)  # nothing half-written survived
+        async with store.db.execute("PRAGMA synchronous") as cur:
+            assert tuple(await cur.fetchone() or ()) == (2,)  # back to FULL
+    finally:
+        await store.close()
