@@ -280,7 +280,7 @@ async def razorpay_timeouts(run: Run, rng: random.Random) -> None:
     run.faults["razorpay_timeout"] += n
 
 
-SCHEDULE = ((gateway_outage, 2), (hub_kill, 2), (line_noise, 3), (razorpay_errors, 3),
+SCHEDULE = ((gateway_outage, 2), (hub_kill, 4), (line_noise, 3), (razorpay_errors, 3),
             (razorpay_timeouts, 2))
 
 
