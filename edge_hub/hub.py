@@ -489,8 +489,7 @@ class Hub:
         if s.state in IN_VEND and msg.last_order == s.order_id and \
                 msg.last_outcome is not VendOutcome.NONE:
             outcome = msg.last_outcome
-            if msg.state is BoardState.VENDING and outcome is not VendOutcome.SUCCESS \
-                    and outcome is not VendOutcome.FAILED:
+            if msg.state is BoardState.VENDING and outcome is VendOutcome.NOT_STARTED:
                 # A board writes NOT_STARTED to flash when it accepts the approval, before the
                 # motor runs (docs/protocol.md, board rules): while it still says VENDING that
                 # means "in progress", not "never started". Taking it as final approved goods
